@@ -1,0 +1,31 @@
+# Two set-up commands: `make demo` and `make test`. Everything else is installed from this repo's files.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint bench install clean
+
+install: $(STAMP)
+
+# Dependencies are locked in constraints.txt (unpinned boto3 next to moto[server] makes pip backtrack for minutes).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cfbot demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy bot
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
