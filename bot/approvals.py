@@ -1,0 +1,336 @@
+"""The approval state machine.
+
+    pending --approve--> approved --> running --> done | failed
+       |  \\--deny--> denied                  \\--(process died)--> interrupted
+       \\--ttl--> expired
+
+Each arrow is one compare-and-set in the store (`Store.transition`), so whichever click, approver or
+replica gets there first wins and every other attempt is told what happened instead. Each step is
+audited (store first, then the request's thread) before its effect, and the request message is
+updated to its current state; the buttons disappear once it leaves `pending`.
+
+A change command is called again at execution time with the stored arguments: it re-validates
+against the live system and returns the `Change` whose `apply` runs. Nothing but the action id
+travels in a button.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot import blocks
+from bot.audit import AuditTrail
+from bot.errors import user_message
+from bot.messenger import DeliveryError, Messenger, Origin
+from bot.policy import Policy
+from bot.render import render_reply
+from bot.store import (
+    APPROVED,
+    DENIED,
+    DONE,
+    EXPIRED,
+    FAILED,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    Action,
+    Store,
+)
+from commands.base import Change, CommandSpec, Context, Registry, Role
+from commands.reply import Outcome
+
+log = logging.getLogger(__name__)
+
+ContextFactory = Callable[[str, str, frozenset[Role], Callable[[str], Awaitable[None]], str | None], Context]
+
+
+class Approvals:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        messenger: Messenger,
+        audit: AuditTrail,
+        policy: Policy,
+        registry: Registry,
+        make_context: ContextFactory,
+        ttl_seconds: float,
+        heartbeat_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.messenger = messenger
+        self.audit = audit
+        self.policy = policy
+        self.registry = registry
+        self.make_context = make_context
+        self.ttl_seconds = ttl_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.clock = clock
+
+    # --- request ----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        spec: CommandSpec,
+        args: dict[str, Any],
+        origin: Origin,
+        change: Change,
+        text: str = "",
+        incident_id: str | None = None,
+    ) -> Action:
+        """Record a validated change and post it for approval (or run it now if exempt)."""
+        now = self.clock()
+        exempt = not self.policy.needs_approval(spec)
+        action = Action(
+            id=uuid.uuid4().hex[:12],
+            command=spec.title,
+            args=_jsonable(args),
+            requester=origin.user,
+            channel=origin.channel,
+            state=APPROVED if exempt else PENDING,
+            summary=change.summary,
+            approver_role=spec.approver_role.value,
+            created_at=now,
+            expires_at=now + self.ttl_seconds,
+            updated_at=now,
+            current_state=change.current,
+            desired_state=change.desired,
+            request_text=text or spec.title,
+            incident_id=incident_id,
+        )
+        await self.store.create_action(action)
+        await self.audit.record(
+            "requested",
+            origin.user,
+            action.command,
+            action_id=action.id,
+            channel=action.channel,
+            detail={"args": action.args, "current": change.current, "desired": change.desired,
+                    "summary": change.summary, "exempt": exempt},
+            incident_id=incident_id,
+        )
+        view = blocks.approval_message(action, change.warnings, pending=not exempt, exempt=exempt)
+        try:
+            ts = await self.messenger.post(action.channel, view.text, view.blocks)
+        except DeliveryError as exc:
+            await self.store.transition(action.id, (PENDING, APPROVED), FAILED, self.clock(), error=exc.code)
+            await self.audit.record("failed", "cf", action.command, action_id=action.id, channel=action.channel,
+                                    detail={"error": f"could not post the approval message: {exc.code}"})
+            raise
+        action.message_ts = ts
+        await self.store.set_fields(action.id, message_ts=ts)
+        await self.audit.post(action.channel, ts, blocks.requested_line(action, exempt))
+        if exempt:
+            await self._execute(action)
+        return action
+
+    # --- decisions --------------------------------------------------------------------------
+
+    async def approve(self, action_id: str, origin: Origin) -> Action | None:
+        action = await self.store.get_action(action_id)
+        if action is None:
+            await self._tell(origin, "That request no longer exists.")
+            return None
+        roles = await self.policy.roles_of(origin.user)
+        reason = self.policy.may_approve(Role(action.approver_role), roles, origin.user == action.requester)
+        if reason is not None:
+            await self.audit.record(
+                "approval_refused", origin.user, action.command, action_id=action.id, channel=action.channel,
+                thread_ts=action.message_ts, detail={"reason": reason},
+                text=f":no_entry: <@{origin.user}> tried to approve: {reason}", incident_id=action.incident_id,
+            )
+            await self._tell(origin, reason)
+            return None
+        claimed = await self.store.transition(
+            action.id, (PENDING,), APPROVED, self.clock(), unexpired=True, approver=origin.user
+        )
+        if claimed is None:
+            await self._explain_lost(action_id, origin)
+            return None
+        await self.audit.record(
+            "approved", origin.user, claimed.command, action_id=claimed.id, channel=claimed.channel,
+            thread_ts=claimed.message_ts, detail={"requester": claimed.requester},
+            text=f":white_check_mark: Approved by <@{origin.user}>.", incident_id=claimed.incident_id,
+        )
+        return await self._execute(claimed)
+
+    async def deny(self, action_id: str, origin: Origin) -> Action | None:
+        action = await self.store.get_action(action_id)
+        if action is None:
+            await self._tell(origin, "That request no longer exists.")
+            return None
+        roles = await self.policy.roles_of(origin.user)
+        is_requester = origin.user == action.requester
+        if not (is_requester or Role.admin in roles or Role(action.approver_role) in roles):
+            await self._tell(origin, f"Denying this needs the {action.approver_role} role (or being the requester).")
+            return None
+        denied = await self.store.transition(action.id, (PENDING,), DENIED, self.clock(), approver=origin.user)
+        if denied is None:
+            await self._explain_lost(action_id, origin)
+            return None
+        verb = "Withdrawn by the requester" if is_requester else "Denied"
+        await self.audit.record(
+            "denied", origin.user, denied.command, action_id=denied.id, channel=denied.channel,
+            thread_ts=denied.message_ts, text=f":no_entry_sign: {verb} (<@{origin.user}>). Nothing was changed.",
+            incident_id=denied.incident_id,
+        )
+        await self._update_message(denied)
+        return denied
+
+    async def _explain_lost(self, action_id: str, origin: Origin) -> None:
+        """Someone else (or the clock) got there first: say what state the request is in."""
+        current = await self.store.get_action(action_id)
+        if current is None:
+            return
+        if current.state == PENDING and current.expires_at <= self.clock():
+            await self.expire_due()
+            await self._tell(origin, "This request has expired; nothing was changed. Ask again if it is still needed.")
+            return
+        who = f" by <@{current.approver}>" if current.approver else ""
+        await self._tell(origin, f"This request is already {current.state}{who}; nothing more was done.")
+
+    # --- execution --------------------------------------------------------------------------
+
+    async def _execute(self, action: Action) -> Action:
+        running = await self.store.transition(action.id, (APPROVED,), RUNNING, self.clock(), heartbeat_at=self.clock())
+        if running is None:  # another replica took it between our two steps
+            return (await self.store.get_action(action.id)) or action
+        await self.audit.record(
+            "running", "cf", running.command, action_id=running.id, channel=running.channel,
+            thread_ts=running.message_ts, text=f":gear: Running `{running.command}` ({running.summary})…",
+            incident_id=running.incident_id,
+        )
+        await self._update_message(running)
+        beat = asyncio.create_task(self._heartbeat(running.id))
+        try:
+            outcome = await self._apply(running)
+        except Exception as exc:
+            error = user_message(exc)
+            finished = await self.store.transition(running.id, (RUNNING,), FAILED, self.clock(), error=error)
+            await self.audit.record(
+                "failed", "cf", running.command, action_id=running.id, channel=running.channel,
+                thread_ts=running.message_ts, detail={"error": error, "approver": running.approver},
+                text=f":x: Failed: {error}", incident_id=running.incident_id,
+            )
+        else:
+            result = {"before": outcome.before, "after": outcome.after}
+            finished = await self.store.transition(
+                running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result)
+            )
+            await self.audit.record(
+                "done", "cf", running.command, action_id=running.id, channel=running.channel,
+                thread_ts=running.message_ts,
+                detail={**result, "approver": running.approver, "requester": running.requester},
+                text=f":large_green_circle: Done: {outcome.before} → {outcome.after}",
+                incident_id=running.incident_id,
+            )
+            if outcome.detail is not None and running.message_ts:
+                await self._post_detail(running, outcome)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        final = finished or (await self.store.get_action(running.id)) or running
+        await self._update_message(final)
+        return final
+
+    async def _apply(self, action: Action) -> Outcome:
+        spec = self.registry.get(action.command)
+        if spec is None:
+            raise RuntimeError(f"command {action.command!r} is no longer known to this bot")
+        roles = await self.policy.roles_of(action.requester)
+
+        async def progress(text: str) -> None:
+            if action.message_ts:
+                await self.audit.post(action.channel, action.message_ts, text)
+
+        ctx = self.make_context(action.requester, action.channel, roles, progress, action.incident_id)
+        change = await spec.fn(ctx, **action.args)
+        if not isinstance(change, Change):
+            raise TypeError(f"change command {action.command!r} returned {type(change).__name__}, not Change")
+        return await change.apply()
+
+    async def _post_detail(self, action: Action, outcome: Outcome) -> None:
+        assert outcome.detail is not None and action.message_ts is not None
+        rendered = render_reply(outcome.detail)
+        try:
+            await self.messenger.post(action.channel, rendered.text, rendered.blocks, thread_ts=action.message_ts)
+            for file in rendered.files:
+                await self.messenger.upload(action.channel, action.message_ts, file)
+        except DeliveryError as exc:
+            log.error("result detail not posted", extra={"action_id": action.id, "error": exc.code})
+
+    async def _heartbeat(self, action_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.store.heartbeat(action_id, self.clock())
+            except Exception as exc:  # the store may blip; the action itself must carry on
+                log.warning("heartbeat failed", extra={"action_id": action_id, "error": str(exc)})
+
+    # --- housekeeping (scheduled) -----------------------------------------------------------
+
+    async def expire_due(self) -> list[Action]:
+        expired = await self.store.expire_due(self.clock())
+        for action in expired:
+            minutes = (action.expires_at - action.created_at) / 60
+            await self.audit.record(
+                "expired", "cf", action.command, action_id=action.id, channel=action.channel,
+                thread_ts=action.message_ts,
+                text=f":hourglass: Expired after {minutes:g} min without approval. Nothing was changed.",
+                incident_id=action.incident_id,
+            )
+            await self._update_message(action)
+        return expired
+
+    async def recover_interrupted(self, stale_after: float | None = None) -> list[Action]:
+        """Mark actions whose runner stopped heart-beating as interrupted, and say so in their thread."""
+        window = stale_after if stale_after is not None else self.heartbeat_seconds * 3
+        now = self.clock()
+        interrupted = await self.store.interrupt_stale(now, now - window)
+        for action in interrupted:
+            await self.audit.record(
+                INTERRUPTED, "cf", action.command, action_id=action.id, channel=action.channel,
+                thread_ts=action.message_ts,
+                text=(":warning: Interrupted: the bot stopped while this was running. Its effect may be partial; "
+                      "check the current state before asking again."),
+                incident_id=action.incident_id,
+            )
+            await self._update_message(action)
+        return interrupted
+
+    async def pending_count(self) -> int:
+        return len(await self.store.actions_in(PENDING))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _update_message(self, action: Action) -> None:
+        if not action.message_ts:
+            return
+        view = blocks.approval_message(action, pending=action.state == PENDING)
+        try:
+            await self.messenger.update(action.channel, action.message_ts, view.text, view.blocks)
+        except DeliveryError as exc:
+            log.error("request message not updated", extra={"action_id": action.id, "error": exc.code})
+
+    async def _tell(self, origin: Origin, text: str) -> None:
+        try:
+            await self.messenger.respond(origin, text)
+        except DeliveryError as exc:
+            log.error("could not answer the user", extra={"user": origin.user, "error": exc.code})
+
+
+def _jsonable(args: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(args, default=str))
+    return out
+
+
+__all__ = ["DENIED", "DONE", "EXPIRED", "FAILED", "INTERRUPTED", "RUNNING", "Approvals"]

@@ -1,0 +1,242 @@
+"""One validated settings object: a YAML file (named by CF_CONFIG) plus secrets from the environment.
+
+Unknown keys are errors (a typo in an RBAC list must not silently grant or deny anything), and an
+error names the key path. Secrets never come from the file: only from the environment, held as
+`SecretStr` so they cannot end up in a log line or a message by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RBAC(_Section):
+    """Slack user ids (U...) or user-group ids (S...) per role; "*" means everyone."""
+
+    viewer: list[str] = Field(default_factory=lambda: ["*"])  # read-only commands
+    operator: list[str] = Field(default_factory=list)  # may request changes
+    approver: list[str] = Field(default_factory=list)  # may approve other people's requests
+    admin: list[str] = Field(default_factory=list)  # everything
+
+    @field_validator("viewer", "operator", "approver", "admin")
+    @classmethod
+    def _ids(cls, ids: list[str]) -> list[str]:
+        for entry in ids:
+            if entry != "*" and not (entry[:1] in ("U", "W", "S") and entry[1:].isalnum() and entry.isupper()):
+                raise ValueError(f"{entry!r} is not a Slack user id (U...), user-group id (S...) or '*'")
+        return ids
+
+
+class Approvals(_Section):
+    ttl_minutes: float = Field(15, gt=0)  # a pending request expires after this
+    allow_self_approval: bool = False  # may the requester approve their own request?
+    exempt: list[str] = Field(default_factory=list)  # change commands that need no approval (by name)
+    sweep_seconds: float = Field(15, gt=0)  # how often expiry and interrupted actions are checked
+    heartbeat_seconds: float = Field(5, gt=0)  # a running action refreshes its heartbeat this often
+
+
+class Limits(_Section):
+    max_replicas: int = Field(50, ge=1)  # scale refuses more than this
+
+
+class Kubernetes(_Section):
+    kubeconfig: str | None = None  # default: $KUBECONFIG, else in-cluster service account
+    context: str | None = None
+    timeout_seconds: float = Field(10, gt=0)  # every API call is bounded by this
+
+
+class HealthProbe(_Section):
+    name: str
+    url: str
+    timeout_seconds: float = Field(5, gt=0)
+
+
+class Probes(_Section):
+    health: list[HealthProbe] = Field(default_factory=list)  # HTTP /health endpoints for `status`
+    metrics: dict[str, str] = Field(default_factory=dict)  # service -> Prometheus /metrics URL
+    websocket_url: str | None = None  # `ws probe` target
+    sla_seconds: float = Field(2.0, gt=0)  # runbook: 2 s p95
+    websocket_target_ms: float = Field(100, gt=0)  # runbook: 100 ms connect
+
+
+class PostgresTarget(_Section):
+    dsn_env: str = "CF_TARGET_DATABASE_URL"  # env var holding the monitored database's DSN
+    connect_timeout_seconds: float = Field(5, gt=0)
+    statement_timeout_ms: int = Field(5000, gt=0)
+    max_connections_threshold: int = Field(160, gt=0)
+    slow_query_ms: float = Field(1000, gt=0)
+    long_running_seconds: int = Field(300, gt=0)
+
+
+class RedisTarget(_Section):
+    url_env: str = "CF_TARGET_REDIS_URL"  # env var holding the monitored cache's URL
+    timeout_seconds: float = Field(5, gt=0)
+    memory_threshold_percent: float = Field(90, gt=0, le=100)
+
+
+class Targets(_Section):
+    postgres: PostgresTarget = Field(default_factory=PostgresTarget)
+    redis: RedisTarget = Field(default_factory=RedisTarget)
+
+
+class AWS(_Section):
+    region: str = "us-east-1"
+    eks_cluster: str = "candlefish-collaboration"
+    nodegroup: str = "general"
+    rds_instance: str = "candlefish-collaboration-db"
+    rds_cluster: str = "candlefish-collaboration-cluster"
+    alb: str = "candlefish-collaboration-alb"
+    target_group: str = "candlefish-websocket-tg"
+    elasticache_group: str = "candlefish-collaboration-redis"
+    secret_id: str = "candlefish/collaboration/app-secrets"
+    bucket: str = "candlefish-collaboration-documents"
+    waf_rule_group: str | None = None  # name of the WAFv2 rule group holding the rate-based rule
+    waf_scope: str = "REGIONAL"
+    secret_consumers: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "candlefish/collaboration/app-secrets": ["graphql-api", "websocket-service", "document-service"]
+        }
+    )
+    timeout_seconds: float = Field(15, gt=0)
+    enabled: bool = True
+
+
+class Alerts(_Section):
+    token_env: str = "CF_ALERTS_TOKEN"  # env var holding the Alertmanager bearer token
+    declare_incident_on_critical: bool = False
+
+
+class Statuspage(_Section):
+    api_url: str = "https://api.statuspage.io/v1"
+    page_id: str | None = None
+    components: dict[str, str] = Field(default_factory=dict)  # name -> component id
+    require_approval: bool = True
+
+
+class PagerDuty(_Section):
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class OncallEntry(_Section):
+    role: str
+    name: str
+    contact: str
+
+
+def _runbook_oncall() -> list[OncallEntry]:
+    return [
+        OncallEntry(role="primary", name="Primary On-call", contact="+1-555-0001"),
+        OncallEntry(role="secondary", name="Secondary On-call", contact="+1-555-0002"),
+        OncallEntry(role="manager", name="Engineering Manager", contact="+1-555-0003"),
+        OncallEntry(role="cto", name="CTO", contact="+1-555-0004"),
+    ]
+
+
+class Incidents(_Section):
+    responders: list[str] = Field(default_factory=list)  # user ids or a user group invited to new channels
+    reminder_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"sev1": 15.0, "sev2": 30.0, "sev3": 60.0, "sev4": 240.0}
+    )
+    oncall: list[OncallEntry] = Field(default_factory=_runbook_oncall)
+
+
+class Settings(_Section):
+    """The whole configuration. Every field has a comment; defaults are the runbook's values."""
+
+    namespace: str = "collaboration"  # default Kubernetes namespace
+    incident_channel: str = Field(..., min_length=1)  # the #incident-response channel id
+    rbac: RBAC = Field(default_factory=RBAC)
+    approvals: Approvals = Field(default_factory=Approvals)
+    limits: Limits = Field(default_factory=Limits)
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
+    probes: Probes = Field(default_factory=Probes)
+    targets: Targets = Field(default_factory=Targets)
+    aws: AWS = Field(default_factory=AWS)
+    alerts: Alerts = Field(default_factory=Alerts)
+    statuspage: Statuspage = Field(default_factory=Statuspage)
+    pagerduty: PagerDuty = Field(default_factory=PagerDuty)
+    incidents: Incidents = Field(default_factory=Incidents)
+
+
+class Secrets(BaseModel):
+    """From the environment only. Missing tokens are checked by the mode that needs them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///./var/cf.db"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+        e = os.environ if env is None else env
+
+        def secret(name: str) -> SecretStr | None:
+            value = e.get(name, "").strip()
+            return SecretStr(value) if value else None
+
+        api_url = e.get("SLACK_API_URL", "").strip() or "https://slack.com/api/"
+        if not api_url.endswith("/"):
+            api_url += "/"
+        return cls(
+            slack_bot_token=secret("SLACK_BOT_TOKEN"),
+            slack_signing_secret=secret("SLACK_SIGNING_SECRET"),
+            slack_app_token=secret("SLACK_APP_TOKEN"),
+            slack_api_url=api_url,
+            database_url=e.get("DATABASE_URL", "").strip() or "sqlite:///./var/cf.db",
+        )
+
+
+def parse_settings(data: Any, source: str = "config") -> Settings:
+    """Validate a mapping; raise ConfigError naming the first bad key (and the others)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(data).__name__}.")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            problems.append(f"{key}: {msg}")
+        raise ConfigError(f"{source}: invalid configuration: " + "; ".join(problems)) from None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read the YAML named by `path` or $CF_CONFIG. Errors are ConfigError with a readable message."""
+    name = str(path) if path else os.environ.get("CF_CONFIG", "")
+    if not name:
+        raise ConfigError("no configuration file: set CF_CONFIG to the path of a YAML file (see README).")
+    file = Path(name)
+    try:
+        raw = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the configuration file ({exc.strerror}).") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{name}: not valid YAML{where}.") from None
+    return parse_settings(data, name)

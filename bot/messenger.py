@@ -1,0 +1,136 @@
+"""Where messages go: a narrow interface with a Slack implementation (the console has another).
+
+The rest of the bot never calls the Slack Web API directly; it posts, updates, answers privately and
+uploads through a `Messenger`. Slack calls are retried by slack_sdk's handlers (connection errors,
+429 with Retry-After, 5xx); what still fails is logged with the error code and raised as
+`DeliveryError`, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from commands.reply import File
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """Slack refused or could not take a message (after retries). `code` is Slack's error string."""
+
+    def __init__(self, code: str, method: str) -> None:
+        super().__init__(f"{method} failed: {code}")
+        self.code = code
+        self.method = method
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, so answers can go back there."""
+
+    user: str
+    channel: str
+    response_url: str | None = None
+    trigger_id: str | None = None
+    thread_ts: str | None = None
+    message_ts: str | None = None
+
+
+Blocks = list[dict[str, Any]]
+
+
+class Messenger(Protocol):
+    async def post(self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+        """Post a message; return its ts."""
+
+    async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None: ...
+
+    async def respond(self, origin: Origin, text: str, blocks: Blocks | None = None) -> None:
+        """Answer only the person who asked (ephemeral)."""
+
+    async def upload(self, channel: str, thread_ts: str | None, file: File) -> None: ...
+
+
+def retry_handlers() -> list[Any]:
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=retry_handlers())
+
+
+class SlackMessenger:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return await self.client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "unknown_error"))
+            log.error("slack call failed", extra={"method": method, "error": code})
+            raise DeliveryError(code, method) from None
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            log.error("slack call failed", extra={"method": method, "error": type(exc).__name__})
+            raise DeliveryError(type(exc).__name__, method) from None
+
+    async def post(self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+        args: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
+        if blocks is not None:
+            args["blocks"] = blocks
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        resp = await self._call("chat.postMessage", **args)
+        return str(resp["ts"])
+
+    async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
+        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def respond(self, origin: Origin, text: str, blocks: Blocks | None = None) -> None:
+        if origin.response_url:
+            hook = AsyncWebhookClient(origin.response_url, timeout=10, retry_handlers=retry_handlers())
+            try:
+                resp = await hook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+            except (SlackClientError, OSError, TimeoutError) as exc:
+                log.error("response_url post failed", extra={"error": type(exc).__name__})
+                raise DeliveryError(type(exc).__name__, "response_url") from None
+            if resp.status_code >= 300:
+                log.error("response_url post failed", extra={"status": resp.status_code})
+                raise DeliveryError(f"http_{resp.status_code}", "response_url")
+            return
+        args: dict[str, Any] = {"channel": origin.channel, "user": origin.user, "text": text}
+        if blocks is not None:
+            args["blocks"] = blocks
+        await self._call("chat.postEphemeral", **args)
+
+    async def upload(self, channel: str, thread_ts: str | None, file: File) -> None:
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=file.content,
+                filename=file.filename,
+                title=file.title or file.filename,
+            )
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "unknown_error"))
+            log.error("slack upload failed", extra={"file": file.filename, "error": code})
+            raise DeliveryError(code, "files_upload_v2") from None
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            log.error("slack upload failed", extra={"file": file.filename, "error": type(exc).__name__})
+            raise DeliveryError(type(exc).__name__, "files_upload_v2") from None

@@ -1,0 +1,124 @@
+"""Wiring: settings + store + messenger + integrations -> one `Runtime` the transports share.
+
+Both the Slack app (HTTP or Socket Mode) and the demo console build a Runtime; they differ only in
+the `Messenger` they pass and in how requests reach `runtime.dispatcher.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.approvals import Approvals
+from bot.audit import AuditTrail
+from bot.config import Settings
+from bot.dispatch import Dispatcher, IncidentLookup
+from bot.messenger import Messenger
+from bot.policy import GroupResolver, Policy
+from bot.scheduler import Scheduler
+from bot.store import Store
+from commands.catalog import REGISTRY
+from integrations.errors import IntegrationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    messenger: Messenger
+    audit: AuditTrail
+    policy: Policy
+    dispatcher: Dispatcher
+    approvals: Approvals
+    scheduler: Scheduler
+    services: dict[str, Any]
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+
+    async def start(self) -> None:
+        """Report actions a previous process left running, then start the scheduled jobs."""
+        await self.approvals.recover_interrupted()
+        await self.approvals.expire_due()
+        self.scheduler.start()
+
+    async def close(self) -> None:
+        self.scheduler.shutdown()
+        for svc in self.services.values():
+            closer = getattr(svc, "close", None)
+            if callable(closer) and svc is not self.audit:
+                result = closer()
+                if hasattr(result, "__await__"):
+                    await result
+        await self.store.close()
+
+
+def build_services(settings: Settings) -> dict[str, Any]:
+    """Build each configured integration once. One that cannot be configured is left out (the
+    commands that need it then say so) unless it was configured explicitly and is broken."""
+    from integrations.kube import Kube
+
+    services: dict[str, Any] = {}
+    kcfg = settings.kubernetes
+    explicit = kcfg.kubeconfig or os.environ.get("KUBECONFIG")
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if explicit or in_cluster:
+        try:
+            services["kube"] = Kube.from_config(kcfg.kubeconfig, kcfg.context, kcfg.timeout_seconds)
+        except IntegrationError:
+            if explicit:
+                raise
+            log.warning("kubernetes not configured: in-cluster config failed")
+    else:
+        log.warning("kubernetes not configured: set KUBECONFIG or run in a cluster")
+    return services
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    database_url: str,
+    messenger: Messenger,
+    services: dict[str, Any],
+    resolve_group: GroupResolver | None = None,
+    incident_lookup: IncidentLookup | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Runtime:
+    store = await Store.open(database_url)
+    audit = AuditTrail(store, messenger, clock)
+    services = {**services, "audit": audit}
+    policy = Policy(settings, resolve_group)
+    dispatcher = Dispatcher(
+        settings=settings,
+        registry=REGISTRY,
+        policy=policy,
+        messenger=messenger,
+        audit=audit,
+        services=services,
+        incident_lookup=incident_lookup,
+        clock=clock,
+    )
+    runtime_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    scheduler = Scheduler(store, runtime_id, clock)
+    approvals = dispatcher.approvals
+    sweep = settings.approvals.sweep_seconds
+    scheduler.every("approvals.expire", sweep, approvals.expire_due)
+    scheduler.every("approvals.interrupted", sweep, approvals.recover_interrupted)
+    return Runtime(
+        settings=settings,
+        store=store,
+        messenger=messenger,
+        audit=audit,
+        policy=policy,
+        dispatcher=dispatcher,
+        approvals=approvals,
+        scheduler=scheduler,
+        services=services,
+        instance_id=runtime_id,
+    )

@@ -1,0 +1,117 @@
+"""The Slack transport: a Bolt `AsyncApp` whose listeners ack at once and hand over to the runtime.
+
+Bolt (with `process_before_response=False`) answers Slack as soon as a listener calls `ack()` and
+lets the listener carry on in the background, so every slash command and click is acknowledged in
+milliseconds and the work happens after. HTTP mode serves Bolt at `/slack/events` next to
+`/healthz` and `/readyz` on one aiohttp application; Socket Mode uses Bolt's aiohttp socket handler.
+Signature verification is always on in HTTP mode: there is no setting to turn it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import APPROVE, DENY
+from bot.messenger import Origin
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def group_resolver(client: AsyncWebClient) -> Any:
+    async def resolve(group_id: str) -> list[str]:
+        resp = await client.usergroups_users_list(usergroup=group_id)
+        return list(resp.get("users", []))
+
+    return resolve
+
+
+def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+    if not signing_secret:
+        raise ValueError("SLACK_SIGNING_SECRET is required")
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=True,
+        process_before_response=False,
+    )
+
+    @app.command("/cf")
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        origin = Origin(
+            user=body.get("user_id", ""),
+            channel=body.get("channel_id", ""),
+            response_url=body.get("response_url"),
+            trigger_id=body.get("trigger_id"),
+        )
+        await runtime.dispatcher.handle(origin, body.get("text", ""))
+
+    @app.action(APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await runtime.approvals.approve(_action_value(body), _click_origin(body))
+
+    @app.action(DENY)
+    async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await runtime.approvals.deny(_action_value(body), _click_origin(body))
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error in a listener", exc_info=error)
+
+    return app
+
+
+def _action_value(body: dict[str, Any]) -> str:
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value", ""))
+
+
+def _click_origin(body: dict[str, Any]) -> Origin:
+    container = body.get("container") or {}
+    return Origin(
+        user=(body.get("user") or {}).get("id", ""),
+        channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
+        response_url=body.get("response_url"),
+        trigger_id=body.get("trigger_id"),
+        message_ts=container.get("message_ts"),
+    )
+
+
+def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
+    """One aiohttp application: Slack's endpoint plus health checks."""
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return web.json_response({"error": "request body too large"}, status=413)
+        bolt_resp = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_resp)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = []
+        try:
+            await runtime.store.driver.fetch("SELECT 1 AS one")
+        except Exception as exc:
+            problems.append(f"store: {exc}")
+        status = 200 if not problems else 503
+        return web.json_response({"ok": not problems, "problems": problems}, status=status)
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app.router.add_post("/slack/events", slack_events)
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
+    web_app["runtime"] = runtime
+    return web_app

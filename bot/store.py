@@ -1,0 +1,466 @@
+"""The durable store: actions (the approval state machine) and the audit trail.
+
+One schema, two engines: SQLite (`sqlite:///PATH`, the default) and PostgreSQL (`postgresql://...`,
+through psycopg 3). SQL is written once with `?` placeholders; the PostgreSQL driver rewrites them.
+Every state change of an action is one compare-and-set `UPDATE ... WHERE state IN (...) RETURNING`,
+so two clicks, two approvers or two replicas sharing the database cannot both win a transition.
+
+Migrations are named (not numbered) so that independent features can add their own without
+colliding; they are applied in list order at start-up, under an advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+Row = dict[str, Any]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached. Change commands fail closed on this."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "0001_actions_audit",
+        (
+            """CREATE TABLE IF NOT EXISTS cf_actions (
+                id TEXT PRIMARY KEY,
+                command TEXT NOT NULL,
+                args TEXT NOT NULL,
+                requester TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                message_ts TEXT,
+                state TEXT NOT NULL,
+                summary TEXT NOT NULL,
+                request_text TEXT NOT NULL DEFAULT '',
+                current_state TEXT NOT NULL DEFAULT '',
+                desired_state TEXT NOT NULL DEFAULT '',
+                approver TEXT,
+                approver_role TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION,
+                result TEXT,
+                error TEXT,
+                incident_id TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS cf_actions_state ON cf_actions (state, expires_at)",
+            """CREATE TABLE IF NOT EXISTS cf_audit (
+                id {serial} PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                action_id TEXT,
+                event TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                command TEXT NOT NULL,
+                channel TEXT,
+                detail TEXT NOT NULL,
+                incident_id TEXT,
+                request_id TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS cf_audit_action ON cf_audit (action_id)",
+            "CREATE INDEX IF NOT EXISTS cf_audit_incident ON cf_audit (incident_id)",
+            """CREATE TABLE IF NOT EXISTS cf_leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                until DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS cf_once (
+                key TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+]
+
+
+class Driver(Protocol):
+    dialect: str
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    async def migrate(self, migrations: Sequence[Migration]) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def _render(statement: str, dialect: str) -> str:
+    return statement.replace("{serial}", "BIGSERIAL" if dialect == "postgresql" else "INTEGER")
+
+
+class SqliteDriver:
+    """sqlite3 in worker threads, one connection behind a lock; autocommit; WAL for readers."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+
+    def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
+        with self._lock:
+            try:
+                cur = self._conn.execute(sql, tuple(params))
+                if want_rows:
+                    return [dict(r) for r in cur.fetchall()]
+                return cur.rowcount
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"SQLite store error: {exc}") from None
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        rows: list[Row] = await asyncio.to_thread(self._run, sql, params, True)
+        return rows
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        count: int = await asyncio.to_thread(self._run, sql, params, False)
+        return count
+
+    async def migrate(self, migrations: Sequence[Migration]) -> list[str]:
+        def run() -> list[str]:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(
+                        "CREATE TABLE IF NOT EXISTS cf_schema (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+                    )
+                    done = {r[0] for r in self._conn.execute("SELECT name FROM cf_schema")}
+                    applied = []
+                    for m in migrations:
+                        if m.name in done:
+                            continue
+                        for stmt in m.statements:
+                            self._conn.execute(_render(stmt, self.dialect))
+                        self._conn.execute(
+                            "INSERT INTO cf_schema (name, applied_at) VALUES (?, datetime('now'))", (m.name,)
+                        )
+                        applied.append(m.name)
+                    self._conn.execute("COMMIT")
+                    return applied
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+        return await asyncio.to_thread(run)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._conn.close)
+
+
+class PostgresDriver:
+    """psycopg 3, one autocommit connection; reconnects when the server comes back."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            try:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.connect_timeout)
+                )
+            except psycopg.Error as exc:
+                self._conn = None
+                raise StoreUnavailable(f"PostgreSQL store unreachable: {_first_line(exc)}") from None
+        return self._conn
+
+    async def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
+        import psycopg
+
+        query = sql.replace("%", "%%").replace("?", "%s")
+        async with self._lock:
+            for attempt in (1, 2):
+                conn = await self._connection()
+                try:
+                    cur = await conn.execute(query, tuple(params))
+                    if want_rows:
+                        return [dict(r) for r in await cur.fetchall()]
+                    return cur.rowcount
+                except psycopg.OperationalError as exc:
+                    await self._drop()
+                    if attempt == 2:
+                        raise StoreUnavailable(f"PostgreSQL store error: {_first_line(exc)}") from None
+        raise StoreUnavailable("PostgreSQL store error")  # pragma: no cover - loop always returns or raises
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        rows: list[Row] = await self._run(sql, params, True)
+        return rows
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        count: int = await self._run(sql, params, False)
+        return count
+
+    async def migrate(self, migrations: Sequence[Migration]) -> list[str]:
+        async with self._lock:
+            conn = await self._connection()
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7425001)")
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS cf_schema (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                cur = await conn.execute("SELECT name FROM cf_schema")
+                done = {r["name"] for r in await cur.fetchall()}
+                applied = []
+                for m in migrations:
+                    if m.name in done:
+                        continue
+                    for stmt in m.statements:
+                        await conn.execute(_render(stmt, self.dialect))
+                    await conn.execute("INSERT INTO cf_schema (name, applied_at) VALUES (%s, now())", (m.name,))
+                    applied.append(m.name)
+                return applied
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def open_driver(url: str) -> Driver:
+    """`sqlite:///relative/path`, `sqlite:////abs/path`, `sqlite://:memory:` or `postgresql://...`."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(url[len("sqlite://") :])
+        if path.startswith("/") and not url.startswith("sqlite:////"):
+            path = path[1:]
+        if path in ("", ":memory:", "/:memory:"):
+            path = ":memory:"
+        return SqliteDriver(path or ":memory:")
+    if parsed.scheme in ("postgres", "postgresql"):
+        return PostgresDriver(url)
+    raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got {parsed.scheme or 'nothing'}:)")
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Action:
+    id: str
+    command: str
+    args: dict[str, Any]
+    requester: str
+    channel: str
+    state: str
+    summary: str
+    approver_role: str
+    created_at: float
+    expires_at: float
+    updated_at: float
+    request_text: str = ""
+    current_state: str = ""
+    desired_state: str = ""
+    message_ts: str | None = None
+    approver: str | None = None
+    heartbeat_at: float | None = None
+    result: str | None = None
+    error: str | None = None
+    incident_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Action:
+        data = dict(row)
+        data["args"] = json.loads(data["args"])
+        return cls(**data)
+
+    def to_row(self) -> Row:
+        data = self.__dict__.copy()
+        data["args"] = json.dumps(self.args, sort_keys=True)
+        return data
+
+
+@dataclass
+class AuditEntry:
+    id: int
+    at: float
+    action_id: str | None
+    event: str
+    actor: str
+    command: str
+    channel: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    incident_id: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> AuditEntry:
+        data = dict(row)
+        data["detail"] = json.loads(data["detail"] or "{}")
+        return cls(**data)
+
+
+PENDING, APPROVED, RUNNING, DONE, FAILED = "pending", "approved", "running", "done", "failed"
+DENIED, EXPIRED, INTERRUPTED = "denied", "expired", "interrupted"
+FINAL_STATES = (DONE, FAILED, DENIED, EXPIRED, INTERRUPTED)
+
+
+class Store:
+    """Domain operations on top of a driver. All times are epoch seconds passed in by the caller."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    @classmethod
+    async def open(cls, url: str, migrations: Sequence[Migration] | None = None) -> Store:
+        store = cls(open_driver(url))
+        await store.driver.migrate(MIGRATIONS if migrations is None else migrations)
+        return store
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    # actions ----------------------------------------------------------------------------------
+
+    async def create_action(self, action: Action) -> None:
+        row = action.to_row()
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        await self.driver.execute(f"INSERT INTO cf_actions ({cols}) VALUES ({marks})", list(row.values()))
+
+    async def get_action(self, action_id: str) -> Action | None:
+        rows = await self.driver.fetch("SELECT * FROM cf_actions WHERE id = ?", [action_id])
+        return Action.from_row(rows[0]) if rows else None
+
+    async def transition(
+        self,
+        action_id: str,
+        from_states: Sequence[str],
+        to_state: str,
+        now: float,
+        unexpired: bool = False,
+        **fields: Any,
+    ) -> Action | None:
+        """Atomically move an action between states; None if it was not in `from_states`."""
+        sets = ["state = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
+        params: list[Any] = [to_state, now, *fields.values(), action_id, *from_states]
+        where = f"id = ? AND state IN ({', '.join('?' for _ in from_states)})"
+        if unexpired:
+            where += " AND expires_at > ?"
+            params.append(now)
+        rows = await self.driver.fetch(f"UPDATE cf_actions SET {', '.join(sets)} WHERE {where} RETURNING *", params)
+        return Action.from_row(rows[0]) if rows else None
+
+    async def set_fields(self, action_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self.driver.execute(f"UPDATE cf_actions SET {sets} WHERE id = ?", [*fields.values(), action_id])
+
+    async def expire_due(self, now: float) -> list[Action]:
+        rows = await self.driver.fetch(
+            "UPDATE cf_actions SET state = ?, updated_at = ? WHERE state = ? AND expires_at <= ? RETURNING *",
+            [EXPIRED, now, PENDING, now],
+        )
+        return [Action.from_row(r) for r in rows]
+
+    async def interrupt_stale(self, now: float, heartbeat_before: float) -> list[Action]:
+        rows = await self.driver.fetch(
+            "UPDATE cf_actions SET state = ?, updated_at = ?, error = ? "
+            "WHERE state IN (?, ?) AND COALESCE(heartbeat_at, updated_at) < ? RETURNING *",
+            [INTERRUPTED, now, "the bot stopped while this action was running", RUNNING, APPROVED, heartbeat_before],
+        )
+        return [Action.from_row(r) for r in rows]
+
+    async def heartbeat(self, action_id: str, now: float) -> None:
+        await self.driver.execute(
+            "UPDATE cf_actions SET heartbeat_at = ? WHERE id = ? AND state = ?", [now, action_id, RUNNING]
+        )
+
+    async def actions_in(self, *states: str) -> list[Action]:
+        marks = ", ".join("?" for _ in states)
+        rows = await self.driver.fetch(
+            f"SELECT * FROM cf_actions WHERE state IN ({marks}) ORDER BY created_at", list(states)
+        )
+        return [Action.from_row(r) for r in rows]
+
+    # audit ------------------------------------------------------------------------------------
+
+    async def append_audit(
+        self,
+        *,
+        at: float,
+        event: str,
+        actor: str,
+        command: str,
+        action_id: str | None = None,
+        channel: str | None = None,
+        detail: dict[str, Any] | None = None,
+        incident_id: str | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        rows = await self.driver.fetch(
+            "INSERT INTO cf_audit (at, action_id, event, actor, command, channel, detail, incident_id, request_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [at, action_id, event, actor, command, channel, json.dumps(detail or {}, sort_keys=True),
+             incident_id, request_id],
+        )
+        return int(rows[0]["id"])
+
+    async def audit_tail(self, limit: int) -> list[AuditEntry]:
+        rows = await self.driver.fetch("SELECT * FROM cf_audit ORDER BY id DESC LIMIT ?", [limit])
+        return [AuditEntry.from_row(r) for r in rows]
+
+    async def audit_for_action(self, action_id: str) -> list[AuditEntry]:
+        rows = await self.driver.fetch("SELECT * FROM cf_audit WHERE action_id = ? ORDER BY id", [action_id])
+        return [AuditEntry.from_row(r) for r in rows]
+
+    async def audit_for_incident(self, incident_id: str) -> list[AuditEntry]:
+        rows = await self.driver.fetch("SELECT * FROM cf_audit WHERE incident_id = ? ORDER BY id", [incident_id])
+        return [AuditEntry.from_row(r) for r in rows]
+
+    # coordination between replicas -----------------------------------------------------------
+
+    async def try_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew a named lease; True if `holder` has it until now + ttl."""
+        rows = await self.driver.fetch(
+            "INSERT INTO cf_leases (name, holder, until) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
+            "WHERE cf_leases.until < ? OR cf_leases.holder = excluded.holder RETURNING holder",
+            [name, holder, now + ttl, now],
+        )
+        return bool(rows) and rows[0]["holder"] == holder
+
+    async def claim_once(self, key: str, now: float) -> bool:
+        """True the first time `key` is claimed, by anyone; False ever after (idempotency keys)."""
+        rows = await self.driver.fetch(
+            "INSERT INTO cf_once (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key", [key, now]
+        )
+        return bool(rows)

@@ -1,0 +1,1 @@
+"""Runbook procedures as commands. Importing `commands.catalog` registers every command module."""
