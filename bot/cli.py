@@ -11,11 +11,9 @@ import asyncio
 import logging
 import signal
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
-from bot.config import ConfigError, Secrets, Settings, load_settings, parse_settings
+from bot.config import ConfigError, Secrets, Settings, load_settings
 
 log = logging.getLogger("cfbot")
 
@@ -109,7 +107,8 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
     from aiohttp import web
 
     from bot.messenger import SlackMessenger, web_client
-    from bot.runtime import build_runtime, build_services
+    from bot.runtime import build_runtime
+    from bot.services import build_services
     from bot.slack_app import build_bolt_app, build_web_app, group_resolver
     from integrations.errors import IntegrationError
 
@@ -168,70 +167,16 @@ def _safe_url(url: str) -> str:
 
 # --- demo ---------------------------------------------------------------------------------------
 
-DEMO_USERS = {"olivia": "U0OPERATOR", "arjun": "U0APPROVER", "ada": "U0ADMIN", "victor": "U0VIEWER"}
-DEMO_CONFIG = {
-    "namespace": "collaboration",
-    "incident_channel": "C0INCIDENT",
-    "rbac": {"viewer": ["*"], "operator": ["U0OPERATOR"], "approver": ["U0APPROVER"], "admin": ["U0ADMIN"]},
-    "approvals": {"ttl_minutes": 15, "allow_self_approval": False, "exempt": []},
-    "limits": {"max_replicas": 50},
-}
-
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bot import logs
+    from bot.demo import DEMO_USERS, run_demo
 
     logs.setup(json_logs=False, level=logging.ERROR)
     if args.user not in DEMO_USERS and args.user not in DEMO_USERS.values():
         raise StartupError(f"unknown demo user {args.user!r}; choose one of {', '.join(DEMO_USERS)}")
-    asyncio.run(_demo(args))
-    return 0
-
-
-async def _demo(args: argparse.Namespace) -> None:
-    from bot.console import ConsoleMessenger, ConsoleSession
-    from bot.runtime import build_runtime
-    from integrations.kube import Kube
-    from sandbox import Sandbox
-
-    workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
     try:
-        sandbox = Sandbox(scenario=args.scenario)
-    except ValueError as exc:
+        asyncio.run(run_demo(args.user, args.scenario))
+    except ValueError as exc:  # e.g. an unknown scenario name
         raise StartupError(str(exc)) from None
-    await sandbox.start()
-    kubeconfig = workdir / "kubeconfig"
-    sandbox.write_kubeconfig(str(kubeconfig))
-    messenger = ConsoleMessenger(names={v: k for k, v in DEMO_USERS.items()}, files_dir=workdir / "files")
-    settings = parse_settings(DEMO_CONFIG, "demo config")
-    kube = Kube.from_config(str(kubeconfig), timeout=10)
-    runtime = await build_runtime(
-        settings, database_url=f"sqlite:///{workdir / 'cf.db'}", messenger=messenger, services={"kube": kube}
-    )
-    await runtime.start()
-    interactive = sys.stdin.isatty()
-    user = DEMO_USERS.get(args.user, args.user)
-    if interactive:
-        print(_DEMO_BANNER.format(names=", ".join(f"{n} ({u})" for n, u in DEMO_USERS.items())))
-    session = ConsoleSession(
-        messenger=messenger,
-        handle=runtime.dispatcher.handle,
-        approve=runtime.approvals.approve,
-        deny=runtime.approvals.deny,
-        users=DEMO_USERS,
-        user=user,
-    )
-    try:
-        await session.run(sys.stdin, interactive)
-    finally:
-        await runtime.close()
-        await sandbox.stop()
-
-
-_DEMO_BANNER = """\
-cf demo — the bot in your terminal, against a simulated Candlefish cluster (#incident-response).
-  /cf help                 list commands          /cf pods      /cf scale graphql-api 10
-  /as NAME                 act as someone else ({names})
-  a number                 click that button      /quit         leave
-You start as olivia (operator). Ask for a change, then `/as arjun` and approve it.
-"""
+    return 0

@@ -24,7 +24,6 @@ from bot.policy import GroupResolver, Policy
 from bot.scheduler import Scheduler
 from bot.store import Store
 from commands.catalog import REGISTRY
-from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +56,6 @@ class Runtime:
                 if hasattr(result, "__await__"):
                     await result
         await self.store.close()
-
-
-def build_services(settings: Settings) -> dict[str, Any]:
-    """Build each configured integration once. One that cannot be configured is left out (the
-    commands that need it then say so) unless it was configured explicitly and is broken."""
-    from integrations.kube import Kube
-
-    services: dict[str, Any] = {}
-    kcfg = settings.kubernetes
-    explicit = kcfg.kubeconfig or os.environ.get("KUBECONFIG")
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    if explicit or in_cluster:
-        try:
-            services["kube"] = Kube.from_config(kcfg.kubeconfig, kcfg.context, kcfg.timeout_seconds)
-        except IntegrationError:
-            if explicit:
-                raise
-            log.warning("kubernetes not configured: in-cluster config failed")
-    else:
-        log.warning("kubernetes not configured: set KUBECONFIG or run in a cluster")
-    return services
 
 
 async def build_runtime(

@@ -1,0 +1,117 @@
+"""`cfbot demo`: the bot in a terminal, on a fresh machine, with no Slack and no cluster.
+
+Each part of the world the demo simulates is one `DemoPart` setup: it starts what it needs (the
+sandbox cluster in-process, a moto server, local stand-ins), registers its cleanup on the exit stack,
+and returns the services and config it contributes. The console then plays Slack for one channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.config import parse_settings
+
+DEMO_USERS = {"olivia": "U0OPERATOR", "arjun": "U0APPROVER", "ada": "U0ADMIN", "victor": "U0VIEWER"}
+DEMO_CONFIG: dict[str, Any] = {
+    "namespace": "collaboration",
+    "incident_channel": "C0INCIDENT",
+    "rbac": {"viewer": ["*"], "operator": ["U0OPERATOR"], "approver": ["U0APPROVER"], "admin": ["U0ADMIN"]},
+    "approvals": {"ttl_minutes": 15, "allow_self_approval": False, "exempt": []},
+    "limits": {"max_replicas": 50},
+}
+
+
+@dataclass
+class DemoEnv:
+    workdir: Path
+    stack: contextlib.AsyncExitStack
+    scenario: str | None = None
+
+
+@dataclass
+class DemoPart:
+    services: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+DemoSetup = Callable[[DemoEnv], Awaitable[DemoPart]]
+
+
+async def kube_part(env: DemoEnv) -> DemoPart:
+    """The sandbox cluster, served in-process on a free port, and a Kube client for it."""
+    from integrations.kube import Kube
+    from sandbox import Sandbox
+
+    sandbox = Sandbox(scenario=env.scenario)
+    await sandbox.start()
+    env.stack.push_async_callback(sandbox.stop)
+    kubeconfig = env.workdir / "kubeconfig"
+    sandbox.write_kubeconfig(str(kubeconfig))
+    kube = Kube.from_config(str(kubeconfig), timeout=10)
+    env.stack.callback(kube.close)
+    return DemoPart(services={"kube": kube}, note=f"Kubernetes: sandbox cluster (KUBECONFIG={kubeconfig})")
+
+
+SETUPS: list[DemoSetup] = [kube_part]
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+async def run_demo(user: str, scenario: str | None = None) -> None:
+    from bot.console import ConsoleMessenger, ConsoleSession
+    from bot.runtime import build_runtime
+
+    workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
+    async with contextlib.AsyncExitStack() as stack:
+        env = DemoEnv(workdir, stack, scenario)
+        services: dict[str, Any] = {}
+        config = dict(DEMO_CONFIG)
+        notes = []
+        for setup in SETUPS:
+            part = await setup(env)
+            services.update(part.services)
+            config = _merge(config, part.config)
+            if part.note:
+                notes.append(part.note)
+        settings = parse_settings(config, "demo config")
+        messenger = ConsoleMessenger(names={v: k for k, v in DEMO_USERS.items()}, files_dir=workdir / "files")
+        runtime = await build_runtime(
+            settings, database_url=f"sqlite:///{workdir / 'cf.db'}", messenger=messenger, services=services
+        )
+        stack.push_async_callback(runtime.close)
+        await runtime.start()
+        interactive = sys.stdin.isatty()
+        if interactive:
+            print(BANNER.format(names=", ".join(f"{n} ({u})" for n, u in DEMO_USERS.items())))
+            for note in notes:
+                print(f"  {note}")
+            print()
+        session = ConsoleSession(
+            messenger=messenger,
+            handle=runtime.dispatcher.handle,
+            approve=runtime.approvals.approve,
+            deny=runtime.approvals.deny,
+            users=DEMO_USERS,
+            user=DEMO_USERS.get(user, user),
+        )
+        await session.run(sys.stdin, interactive)
+
+
+BANNER = """\
+cf demo — the bot in your terminal, against a simulated Candlefish platform (#incident-response).
+  /cf help                 list commands          /cf pods      /cf scale graphql-api 10
+  /as NAME                 act as someone else: {names}
+  a number                 click that button      /quit         leave
+You start as olivia (operator). Ask for a change, then `/as arjun` and approve it."""

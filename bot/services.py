@@ -1,0 +1,55 @@
+"""Integration clients, built once at start-up from the settings and injected into commands.
+
+One function per integration. Each returns the client, or None when that integration is simply not
+configured (its commands then answer "X is not configured"). An integration that *is* configured
+but broken (an unreadable kubeconfig, say) raises `IntegrationError`, which stops start-up with a
+one-line message: fail loudly at start-up, degrade one line at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from bot.config import Settings
+from integrations.errors import IntegrationError
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[Settings], Any]
+
+
+def kube(settings: Settings) -> Any:
+    from integrations.kube import Kube
+
+    kcfg = settings.kubernetes
+    explicit = kcfg.kubeconfig or os.environ.get("KUBECONFIG")
+    if explicit:
+        return Kube.from_config(kcfg.kubeconfig, kcfg.context, kcfg.timeout_seconds)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            return Kube.from_config(None, kcfg.context, kcfg.timeout_seconds)
+        except IntegrationError:
+            log.warning("kubernetes not configured: in-cluster config failed")
+            return None
+    log.warning("kubernetes not configured: set KUBECONFIG or run in a cluster")
+    return None
+
+
+# name -> builder. Commands ask for these names in `needs=[...]` and through `ctx.service(name)`.
+BUILDERS: dict[str, Builder] = {
+    "kube": kube,
+}
+
+
+def build_services(settings: Settings, only: set[str] | None = None) -> dict[str, Any]:
+    services: dict[str, Any] = {}
+    for name, builder in BUILDERS.items():
+        if only is not None and name not in only:
+            continue
+        client = builder(settings)
+        if client is not None:
+            services[name] = client
+    return services
