@@ -148,6 +148,8 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
             await socket_handler.connect_async()
             log.info("connected to Slack in Socket Mode")
         await stop.wait()
+        log.info("stopping: waiting for in-flight requests")
+        await runtime.drain(timeout=20)
     finally:
         if socket_handler is not None:
             await socket_handler.close_async()

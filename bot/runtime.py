@@ -6,12 +6,13 @@ the `Messenger` they pass and in how requests reach `runtime.dispatcher.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,25 @@ class Runtime:
     scheduler: Scheduler
     services: dict[str, Any]
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def track(self, work: Awaitable[Any]) -> Any:
+        """Run request work (after the ack) so shutdown can wait for it and tests can settle."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            return await work
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` for in-flight requests (a running approval, say) to finish."""
+        deadline = time.monotonic() + timeout
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.inflight
 
     async def start(self) -> None:
         """Report actions a previous process left running, then start the scheduled jobs."""

@@ -53,17 +53,17 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
             response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        await runtime.dispatcher.handle(origin, body.get("text", ""))
+        await runtime.track(runtime.dispatcher.handle(origin, body.get("text", "")))
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.approvals.approve(_action_value(body), _click_origin(body))
+        await runtime.track(runtime.approvals.approve(_action_value(body), _click_origin(body)))
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.approvals.deny(_action_value(body), _click_origin(body))
+        await runtime.track(runtime.approvals.deny(_action_value(body), _click_origin(body)))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

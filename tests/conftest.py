@@ -48,3 +48,56 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cf.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+# --- Slack simulator, sandbox cluster, the bot ---------------------------------------------------
+
+
+@pytest.fixture
+async def sim():  # type: ignore[no-untyped-def]
+    from tests.slack_sim import SlackSim
+
+    simulator = SlackSim(bot_token="xoxb-test", team_id="T0CANDLE", bot_user_id="U0CFBOT")
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+class SandboxHandle:
+    """A running sandbox: its URL, a kubeconfig file for it, and the Sandbox object."""
+
+    def __init__(self, sandbox, url: str, kubeconfig: str) -> None:  # type: ignore[no-untyped-def]
+        self.sandbox = sandbox
+        self.url = url
+        self.kubeconfig = kubeconfig
+
+
+@pytest.fixture
+async def sandbox(tmp_path):  # type: ignore[no-untyped-def]
+    from sandbox import Sandbox
+
+    sb = Sandbox()
+    url = await sb.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    sb.write_kubeconfig(str(kubeconfig))
+    yield SandboxHandle(sb, url, str(kubeconfig))
+    await sb.stop()
+
+
+@pytest.fixture
+async def kube(sandbox):  # type: ignore[no-untyped-def]
+    from integrations.kube import Kube
+
+    client = Kube.from_config(sandbox.kubeconfig, timeout=10)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def bot(sim, kube, tmp_path):  # type: ignore[no-untyped-def]
+    """The bot against the simulator and the sandbox, with a SQLite store in tmp_path."""
+    from tests.harness import start_bot
+
+    harness = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube})
+    yield harness
+    await harness.close()
