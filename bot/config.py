@@ -74,17 +74,21 @@ class Probes(_Section):
 
 class PostgresTarget(_Section):
     dsn_env: str = "CF_TARGET_DATABASE_URL"  # env var holding the monitored database's DSN
-    connect_timeout_seconds: float = Field(5, gt=0)
-    statement_timeout_ms: int = Field(5000, gt=0)
-    max_connections_threshold: int = Field(160, gt=0)
-    slow_query_ms: float = Field(1000, gt=0)
-    long_running_seconds: int = Field(300, gt=0)
+    connect_timeout_seconds: float = Field(5, gt=0)  # a database that does not answer fails after this
+    statement_timeout_ms: int = Field(5000, gt=0)  # every diagnostic query is cancelled after this
+    maintenance_timeout_seconds: float = Field(3600, gt=0)  # ANALYZE and CREATE INDEX CONCURRENTLY
+    max_connections_threshold: int = Field(160, gt=0)  # runbook: High Connection Count (>160)
+    slow_query_ms: float = Field(1000, gt=0)  # runbook: mean_exec_time > 1000
+    long_running_seconds: int = Field(300, gt=0)  # runbook: active for more than 5 minutes
 
 
 class RedisTarget(_Section):
     url_env: str = "CF_TARGET_REDIS_URL"  # env var holding the monitored cache's URL
-    timeout_seconds: float = Field(5, gt=0)
-    memory_threshold_percent: float = Field(90, gt=0, le=100)
+    timeout_seconds: float = Field(5, gt=0)  # connect and per-command timeout
+    memory_threshold_percent: float = Field(90, gt=0, le=100)  # runbook: High Memory Usage (>90%)
+    scan_count: int = Field(500, ge=10, le=10000)  # SCAN COUNT per step of a keyspace walk
+    scan_budget_seconds: float = Field(10, gt=0)  # bigkeys/hotkeys stop walking after this
+    expire_scan_budget_seconds: float = Field(60, gt=0)  # expire-scan stops walking after this
 
 
 class Targets(_Section):

@@ -38,9 +38,37 @@ def kube(settings: Settings) -> Any:
     return None
 
 
+def postgres(settings: Settings) -> Any:
+    """The monitored database (not the bot's store), when its DSN env var is set."""
+    from integrations.postgres import Postgres
+
+    target = settings.targets.postgres
+    dsn = os.environ.get(target.dsn_env, "").strip()
+    if not dsn:
+        log.warning("postgres not configured: set %s", target.dsn_env)
+        return None
+    return Postgres(dsn, connect_timeout=target.connect_timeout_seconds,
+                    statement_timeout_ms=target.statement_timeout_ms,
+                    maintenance_timeout_s=target.maintenance_timeout_seconds)
+
+
+def redis(settings: Settings) -> Any:
+    """The monitored cache, when its URL env var is set."""
+    from integrations.redis import Redis
+
+    target = settings.targets.redis
+    url = os.environ.get(target.url_env, "").strip()
+    if not url:
+        log.warning("redis not configured: set %s", target.url_env)
+        return None
+    return Redis(url, timeout=target.timeout_seconds, scan_count=target.scan_count)
+
+
 # name -> builder. Commands ask for these names in `needs=[...]` and through `ctx.service(name)`.
 BUILDERS: dict[str, Builder] = {
     "kube": kube,
+    "postgres": postgres,
+    "redis": redis,
 }
 
 
