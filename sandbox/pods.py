@@ -1,0 +1,170 @@
+"""Pod construction and the kubelet's side of a pod's life, without the waiting.
+
+A controller builds a pod from its template here, the scheduler picks a node, and
+`start` writes the status a healthy kubelet would report a few seconds later: Running,
+Ready, container statuses, IPs. Readiness follows the node (a NotReady node's pods are
+not ready), which is what the node-not-ready scenario shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+from .defaults import apply_defaults, qos_class
+from .util import dig, rfc3339
+
+
+def node_condition(node: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in dig(node, "status", "conditions", default=[]):
+        if cond.get("type") == type_:
+            return cond
+    return None
+
+
+def node_ready(node: dict[str, Any]) -> bool:
+    cond = node_condition(node, "Ready")
+    return cond is not None and cond.get("status") == "True"
+
+
+def node_ip(node: dict[str, Any]) -> str:
+    for address in dig(node, "status", "addresses", default=[]):
+        if address.get("type") == "InternalIP":
+            return str(address["address"])
+    return ""
+
+
+def tolerates(pod_spec: dict[str, Any], taint: dict[str, Any]) -> bool:
+    for tol in pod_spec.get("tolerations") or []:
+        if tol.get("effect") and tol["effect"] != taint.get("effect"):
+            continue
+        if tol.get("operator") == "Exists":
+            if not tol.get("key") or tol["key"] == taint.get("key"):
+                return True
+        elif tol.get("key") == taint.get("key") and tol.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
+    """The scheduler's filter: Ready, not cordoned, taints tolerated, nodeSelector matched."""
+    if dig(node, "spec", "unschedulable") or not node_ready(node):
+        return False
+    for taint in dig(node, "spec", "taints", default=[]):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod_spec, taint):
+            return False
+    labels = dig(node, "metadata", "labels", default={})
+    return all(labels.get(k) == v for k, v in (pod_spec.get("nodeSelector") or {}).items())
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    for cond in dig(pod, "status", "conditions", default=[]):
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def from_template(template: dict[str, Any], name: str, namespace: str, owner_ref: dict[str, Any],
+                  extra_labels: dict[str, str]) -> dict[str, Any]:
+    tmpl = copy.deepcopy(template)
+    md = tmpl.get("metadata") or {}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "generateName": name.rsplit("-", 1)[0] + "-",
+            "namespace": namespace,
+            "labels": {**(md.get("labels") or {}), **extra_labels},
+            "ownerReferences": [owner_ref],
+        },
+        "spec": tmpl.get("spec") or {},
+    }
+    if md.get("annotations"):
+        pod["metadata"]["annotations"] = md["annotations"]
+    return pod
+
+
+def prepare(pod: dict[str, Any], store: Any) -> dict[str, Any]:
+    apply_defaults(pod, store)
+    return pod
+
+
+def _image_id(image: str) -> str:
+    repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def _condition(type_: str, status: bool, when: str, reason: str | None = None) -> dict[str, Any]:
+    cond: dict[str, Any] = {"type": type_, "status": "True" if status else "False",
+                            "lastProbeTime": None, "lastTransitionTime": when}
+    if reason:
+        cond["reason"] = reason
+    return cond
+
+
+def start(pod: dict[str, Any], node: dict[str, Any], store: Any) -> None:
+    """Bind `pod` to `node` and give it the status of containers that started cleanly."""
+    now = rfc3339(store.now())
+    spec = pod["spec"]
+    spec["nodeName"] = node["metadata"]["name"]
+    host = node_ip(node)
+    subnet = host.rsplit(".", 1)[0]
+    pod_ip = host if spec.get("hostNetwork") else f"{subnet}.{store.rng.randint(20, 250)}"
+    ready = node_ready(node)
+    statuses = [
+        {
+            "name": c["name"],
+            "state": {"running": {"startedAt": now}},
+            "lastState": {},
+            "ready": ready,
+            "restartCount": 0,
+            "image": c.get("image", ""),
+            "imageID": _image_id(c.get("image", "")),
+            "containerID": f"containerd://{store.rng.getrandbits(256):064x}",
+            "started": True,
+        }
+        for c in spec.get("containers") or []
+    ]
+    reason = None if ready else "ContainersNotReady"
+    pod["status"] = {
+        "phase": "Running",
+        "conditions": [
+            _condition("PodReadyToStartContainers", True, now),
+            _condition("Initialized", True, now),
+            _condition("Ready", ready, now, reason),
+            _condition("ContainersReady", ready, now, reason),
+            _condition("PodScheduled", True, now),
+        ],
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": now,
+        "containerStatuses": statuses,
+        "qosClass": qos_class(spec),
+    }
+
+
+def unschedulable(pod: dict[str, Any], message: str, store: Any) -> None:
+    now = rfc3339(store.now())
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [{**_condition("PodScheduled", False, now, "Unschedulable"), "message": message}],
+        "qosClass": qos_class(pod["spec"]),
+    }
+
+
+def set_ready(pod: dict[str, Any], ready: bool, when: str) -> None:
+    """Flip readiness (node went NotReady or came back); containers follow."""
+    for cond in dig(pod, "status", "conditions", default=[]):
+        if cond["type"] in ("Ready", "ContainersReady") and (cond["status"] == "True") != ready:
+            cond["status"] = "True" if ready else "False"
+            cond["lastTransitionTime"] = when
+            if ready:
+                cond.pop("reason", None)
+            else:
+                cond["reason"] = "NodeNotReady"
+    for status in dig(pod, "status", "containerStatuses", default=[]):
+        status["ready"] = ready
