@@ -1,0 +1,241 @@
+"""Cache (the runbook's "Redis Alerts" and "Cache Optimization"): the monitored Redis, from Slack.
+
+Reads are INFO and bounded SCAN walks (`integrations.redis`): never KEYS, never a command that
+holds the server for long. The one change, `redis expire-scan`, is what the runbook's nonexistent
+`FLUSHEXPIRED` means: a SCAN pass, during which Redis deletes every expired key it visits. The
+memory threshold is `targets.redis.memory_threshold_percent` (runbook: 90%). The "Cache" line of
+`/cf status` is registered here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commands.args import choice, opt, pos, positive_int
+from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
+from commands.checks import Check, status_check
+from commands.reply import Change, Code, Fields, Level, Note, Outcome, Reply, Table
+from integrations.redis import Redis, ScanResult
+
+AREA = "Cache"
+SECTIONS = ("memory", "stats", "clients", "keyspace")
+
+
+def _redis(ctx: Context) -> Redis:
+    """The monitored cache's client, or a NotConfigured naming the env var to set."""
+    client = ctx.services.get("redis")
+    if client is None:
+        env = ctx.settings.targets.redis.url_env
+        raise NotConfigured(f"The monitored Redis cache is not configured: set `{env}` to its redis:// URL "
+                            "and restart the bot.")
+    return client
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # unreachable; keeps mypy and readers calm
+
+
+def _usage(memory: dict[str, Any], threshold: float) -> tuple[str, Level]:
+    """'used X of Y maxmemory (Z%, threshold T%)' and whether that is over the threshold."""
+    used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+    if not limit:
+        return f"used {_bytes(used)}; no maxmemory set, so the {threshold:g}% threshold does not apply", "ok"
+    pct = 100 * used / limit
+    level: Level = "warn" if pct > threshold else "ok"
+    return f"used {_bytes(used)} of {_bytes(limit)} maxmemory ({pct:.1f}%, threshold {threshold:g}%)", level
+
+
+@command(
+    "redis info",
+    summary="Redis INFO: an overview, or one section (memory, stats, clients, keyspace) as redis-cli shows it.",
+    area=AREA,
+    args=[pos("SECTION", choice(*SECTIONS), "memory, stats, clients or keyspace (default: an overview)",
+              default=None)],
+    example="/cf redis info memory",
+    needs=["redis"],
+)
+async def redis_info(ctx: Context, section: str | None = None) -> Reply:
+    client = _redis(ctx)
+    if section is not None:
+        info = await client.info(section)
+        lines = [f"{k}:{_flat(v)}" for k, v in info.items()]
+        return Reply(title=f"Redis INFO {section} ({client.where})", parts=[Code("\n".join(lines))])
+    info = await client.info()
+    usage, level = _usage(info, ctx.settings.targets.redis.memory_threshold_percent)
+    keyspace = ", ".join(f"{db}: {v.get('keys', 0)} keys" for db, v in info.items()
+                         if db.startswith("db") and isinstance(v, dict)) or "empty"
+    fields = Fields([
+        ("Server", f"Redis {info.get('redis_version', '?')}, {info.get('role', '?')}, "
+                   f"up {int(info.get('uptime_in_days', 0))} d"),
+        ("Clients", f"{info.get('connected_clients', '?')} connected, {info.get('blocked_clients', 0)} blocked"),
+        ("Memory", usage),
+        ("Eviction policy", str(info.get("maxmemory_policy", "?"))),
+        ("Hit rate", _hit_rate(info)[0]),
+        ("Keyspace", keyspace),
+    ])
+    return Reply(title=f"Redis {client.where}", parts=[fields], level=level)
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+@command(
+    "redis memory",
+    summary="Used memory against maxmemory and the threshold (runbook: High Memory Usage >90%).",
+    area=AREA,
+    example="/cf redis memory",
+    needs=["redis"],
+)
+async def redis_memory(ctx: Context) -> Reply:
+    client = _redis(ctx)
+    memory = await client.info("memory")
+    usage, level = _usage(memory, ctx.settings.targets.redis.memory_threshold_percent)
+    fields = Fields([
+        ("Used", _bytes(int(memory.get("used_memory", 0)))),
+        ("maxmemory", _bytes(int(memory.get("maxmemory", 0))) if memory.get("maxmemory") else "not set"),
+        ("Peak", _bytes(int(memory.get("used_memory_peak", 0)))),
+        ("RSS", _bytes(int(memory.get("used_memory_rss", 0)))),
+        ("Fragmentation ratio", str(memory.get("mem_fragmentation_ratio", "?"))),
+        ("Eviction policy", str(memory.get("maxmemory_policy", "?"))),
+    ])
+    parts: list[Any] = [fields]
+    if level == "warn":
+        parts.append(Note("Over the threshold: `/cf redis bigkeys` finds the largest keys; "
+                          "`/cf redis expire-scan` reclaims expired ones."))
+    return Reply(title=f"Redis memory: {usage}", parts=parts, level=level)
+
+
+def _hit_rate(stats: dict[str, Any]) -> tuple[str, int, int]:
+    hits, misses = int(stats.get("keyspace_hits", 0)), int(stats.get("keyspace_misses", 0))
+    if hits + misses == 0:
+        return "no key lookups yet", hits, misses
+    return f"{100 * hits / (hits + misses):.1f}% ({hits} hits, {misses} misses)", hits, misses
+
+
+@command(
+    "redis hitrate",
+    summary="Cache hit rate from keyspace_hits and keyspace_misses (INFO stats).",
+    area=AREA,
+    example="/cf redis hitrate",
+    needs=["redis"],
+)
+async def redis_hitrate(ctx: Context) -> Reply:
+    client = _redis(ctx)
+    stats, server = await client.info("stats"), await client.info("server")
+    rate, hits, misses = _hit_rate(stats)
+    fields = Fields([("Hits", str(hits)), ("Misses", str(misses)),
+                     ("Evicted keys", str(stats.get("evicted_keys", 0))),
+                     ("Expired keys", str(stats.get("expired_keys", 0)))])
+    uptime = int(server.get("uptime_in_seconds", 0))
+    note = Note(f"Counted since the server started ({uptime // 3600} h {uptime % 3600 // 60} min ago) "
+                "or the last CONFIG RESETSTAT.")
+    return Reply(title=f"Redis hit rate: {rate}", parts=[fields, note])
+
+
+def _walk_note(walk: ScanResult, budget: float) -> Note:
+    if walk.complete:
+        return Note(f"Scanned all {walk.scanned} keys in {walk.seconds:.1f} s with SCAN.")
+    return Note(f"Partial: the walk stopped after its {budget:g} s budget, having scanned {walk.scanned} of "
+                f"about {walk.dbsize} keys (targets.redis.scan_budget_seconds).")
+
+
+@command(
+    "redis bigkeys",
+    summary="The largest keys by MEMORY USAGE, from a SCAN walk with a time budget (never KEYS).",
+    area=AREA,
+    args=[opt("--limit", positive_int, "how many keys (default 10, at most 50)", default=10, metavar="N")],
+    example="/cf redis bigkeys --limit 20",
+    needs=["redis"],
+)
+async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
+    client = _redis(ctx)
+    budget = ctx.settings.targets.redis.scan_budget_seconds
+    walk = await client.bigkeys(min(limit, 50), budget)
+    table = Table(["KEY", "TYPE", "MEMORY"], [[_key(k), t, _bytes(n)] for k, t, n in walk.top],
+                  empty="The database has no keys.")
+    return Reply(title=f"Largest {len(walk.top)} keys in {client.where}", parts=[table, _walk_note(walk, budget)])
+
+
+def _key(key: str) -> str:
+    return key if len(key) <= 80 else key[:79] + "…"
+
+
+@command(
+    "redis hotkeys",
+    summary="The most frequently used keys (OBJECT FREQ); needs an LFU eviction policy.",
+    area=AREA,
+    args=[opt("--limit", positive_int, "how many keys (default 10, at most 50)", default=10, metavar="N")],
+    example="/cf redis hotkeys",
+    needs=["redis"],
+)
+async def redis_hotkeys(ctx: Context, limit: int = 10) -> Reply:
+    client = _redis(ctx)
+    policy = str((await client.info("memory")).get("maxmemory_policy", "?"))
+    if "lfu" not in policy:
+        return Reply(title=f"Hot keys need an LFU eviction policy; {client.where} uses `{policy}`", level="warn",
+                     parts=[Note("Redis counts key accesses only under `allkeys-lfu` or `volatile-lfu`. Switch with "
+                                 "`CONFIG SET maxmemory-policy allkeys-lfu` (ElastiCache: `maxmemory-policy` in the "
+                                 "parameter group), let traffic run a while, then ask again.")])
+    budget = ctx.settings.targets.redis.scan_budget_seconds
+    walk = await client.hotkeys(min(limit, 50), budget)
+    table = Table(["KEY", "TYPE", "FREQ"], [[_key(k), t, str(n)] for k, t, n in walk.top],
+                  empty="The database has no keys.")
+    note = Note("FREQ is Redis's logarithmic access counter (0-255), decayed over time.")
+    return Reply(title=f"Hottest {len(walk.top)} keys in {client.where} ({policy})",
+                 parts=[table, note, _walk_note(walk, budget)])
+
+
+@command(
+    "redis expire-scan",
+    summary="Reclaim expired keys with one SCAN pass (what the runbook's FLUSHEXPIRED means), after approval.",
+    area=AREA,
+    kind=Kind.change,
+    role=Role.operator,
+    example="/cf redis expire-scan",
+    needs=["redis"],
+)
+async def redis_expire_scan(ctx: Context) -> Change:
+    client = _redis(ctx)
+    info = await client.info()
+    if info.get("role") != "master":
+        raise CommandError(f"{client.where} is a replica; expired keys are deleted on the primary. "
+                           "Point the bot at the primary to reclaim them.")
+    db = info.get(f"db{client.db}", {})
+    used = _bytes(int(info.get("used_memory", 0)))
+    budget = ctx.settings.targets.redis.expire_scan_budget_seconds
+
+    async def apply() -> Outcome:
+        walk, before, after = await client.expire_scan(budget)
+        reclaimed = after["expired_keys"] - before["expired_keys"]
+        done = "" if walk.complete else f" (partial: stopped after {budget:g} s)"
+        return Outcome(
+            before=f"{before['keys']} keys, {_bytes(before['used_memory'])} used",
+            after=f"{after['keys']} keys, {_bytes(after['used_memory'])} used; {reclaimed} expired keys reclaimed, "
+                  f"{walk.scanned} scanned in {walk.seconds:.1f} s{done}",
+        )
+
+    return Change(
+        summary=f"SCAN every key of {client.where} so Redis reclaims the expired ones",
+        current=f"{db.get('keys', 0)} keys, {db.get('expires', 0)} with a TTL; {used} used",
+        desired="expired keys deleted; live keys untouched",
+        apply=apply,
+        target=f"redis {client.where}",
+        warnings=[f"The pass uses SCAN COUNT {client.scan_count} and stops after {budget:g} s; the server keeps "
+                  "serving meanwhile."],
+    )
+
+
+@status_check("Cache", order=51, needs=["redis"], timeout=15.0)
+async def cache_status(ctx: Context) -> list[Check]:
+    """PING latency and memory against the threshold: what the runbook's Redis alert watches."""
+    client = _redis(ctx)
+    latency = await client.ping()
+    usage, level = _usage(await client.info("memory"), ctx.settings.targets.redis.memory_threshold_percent)
+    return [Check("Cache", "warn" if level == "warn" else "ok", f"Redis answers; {usage}", latency)]
