@@ -24,6 +24,7 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
 
 
 def group_resolver(client: AsyncWebClient) -> Any:
@@ -113,5 +114,5 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
-    web_app["runtime"] = runtime
+    web_app[RUNTIME_KEY] = runtime
     return web_app

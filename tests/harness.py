@@ -68,6 +68,19 @@ class BotHarness:
         await self.settle()
         return delivery
 
+    async def stale_click(self, message: dict[str, Any], action_id: str, user: str, channel: str = CHANNEL) -> Delivery:
+        """A click on an old copy of a message (a client that has not yet seen the update)."""
+        from tests.slack_sim import block_actions_body, new_trigger_id
+
+        value = next(el["value"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]
+                     if el["action_id"] == action_id)
+        body = block_actions_body(user, channel, message, action_id, value,
+                                  response_url=self.sim.new_response_url(channel, user, message["ts"]),
+                                  trigger_id=new_trigger_id())
+        delivery = await self.driver.post_raw(body)
+        await self.settle()
+        return delivery
+
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until no request work is in flight (checked twice, to catch work that starts late)."""
         deadline = time.monotonic() + timeout
