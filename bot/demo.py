@@ -59,7 +59,21 @@ async def kube_part(env: DemoEnv) -> DemoPart:
     return DemoPart(services={"kube": kube}, note=f"Kubernetes: sandbox cluster (KUBECONFIG={kubeconfig})")
 
 
-SETUPS: list[DemoSetup] = [kube_part]
+async def postgres_part(env: DemoEnv) -> DemoPart:
+    """The monitored database: $CF_TARGET_DATABASE_URL, else this machine's PostgreSQL if it answers."""
+    from bot.demo_targets import postgres_part as setup
+
+    return await setup(env)
+
+
+async def redis_part(env: DemoEnv) -> DemoPart:
+    """The monitored cache: $CF_TARGET_REDIS_URL, else this machine's Redis if it answers."""
+    from bot.demo_targets import redis_part as setup
+
+    return await setup(env)
+
+
+SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

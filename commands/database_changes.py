@@ -91,7 +91,7 @@ async def db_analyze(ctx: Context, table: str | None = None) -> Change:
             took = await client.analyze(None, None)
             left, count = await client.never_analyzed()
             return Outcome(before=f"{never} of {total} tables never analyzed",
-                           after=f"ANALYZE took {took:.1f} s; {left} of {count} never analyzed")
+                           after=f"ANALYZE took {_secs(took)}; {left} of {count} never analyzed")
 
         return Change(summary=f"ANALYZE the whole database {db}", current=f"{never} of {total} tables never analyzed",
                       desired="fresh planner statistics for every table", apply=apply_all, target=f"database {db}")
@@ -101,10 +101,14 @@ async def db_analyze(ctx: Context, table: str | None = None) -> Change:
     async def apply() -> Outcome:
         took = await client.analyze(found["schema"], found["table"])
         now = await _table(client, name, db)
-        return Outcome(before=_analyzed(found), after=f"analyzed in {took:.1f} s; ~{now['rows']} rows")
+        return Outcome(before=_analyzed(found), after=f"analyzed in {_secs(took)}; ~{now['rows']} rows")
 
     return Change(summary=f"ANALYZE {name} in database {db}", current=_analyzed(found),
                   desired="fresh planner statistics for this table", apply=apply, target=f"table {name}")
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def _analyzed(row: dict[str, Any]) -> str:
@@ -148,7 +152,7 @@ async def db_create_index(ctx: Context, table: str, column: str, name: str | Non
         took = await client.create_index(schema, relation, column, index)
         valid = any(ix["name"] == index and ix["valid"] for ix in await client.indexes_of(schema, relation))
         return Outcome(before=f"no index `{index}`",
-                       after=f"`{index}` built in {took:.1f} s" + ("" if valid else " but it is NOT valid"))
+                       after=f"`{index}` built in {_secs(took)}" + ("" if valid else " but it is NOT valid"))
 
     return Change(
         summary=f"Create index {index} on {schema}.{relation} ({column}) in database {db}",
