@@ -64,11 +64,22 @@ def redis(settings: Settings) -> Any:
     return Redis(url, timeout=target.timeout_seconds, scan_count=target.scan_count)
 
 
+def aws(settings: Settings) -> Any:
+    """boto3's own credential chain and endpoint settings (IRSA, AWS_ENDPOINT_URL); None when disabled."""
+    from integrations.aws import Aws
+
+    if not settings.aws.enabled:
+        log.info("aws not configured: aws.enabled is false")
+        return None
+    return Aws(settings.aws.region, settings.aws.timeout_seconds)
+
+
 # name -> builder. Commands ask for these names in `needs=[...]` and through `ctx.service(name)`.
 BUILDERS: dict[str, Builder] = {
     "kube": kube,
     "postgres": postgres,
     "redis": redis,
+    "aws": aws,
 }
 
 
