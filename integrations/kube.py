@@ -106,6 +106,17 @@ class Kube:
             )
         return list(data.get("items", []))
 
+    async def list_nodes(self) -> list[Obj]:
+        data = await self._call(self.core.list_node, what="list nodes")
+        return list(data.get("items", []))
+
+    async def get_node(self, name: str) -> Obj:
+        return dict(await self._call(self.core.read_node, name, what=f"node {name}"))
+
+    async def pods_on_node(self, name: str) -> list[Obj]:
+        """Every pod bound to the node, in all namespaces (as kubectl drain lists them)."""
+        return await self.list_pods(None, field_selector=f"spec.nodeName={name}")
+
     async def list_deployments(self, namespace: str) -> list[Obj]:
         data = await self._call(
             self.apps.list_namespaced_deployment, namespace, what=f"list deployments in {namespace}"
