@@ -1,0 +1,169 @@
+"""The bot as a new user runs it: `cfbot sandbox`, `cfbot run --mode http` with a config file and a
+Slack stand-in, kubectl showing the result; and `cfbot demo` with piped input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.harness import APPROVER, CHANNEL, OPERATOR, SIGNING_SECRET, VIEWER, kubectl
+from tests.slack_sim import SlackDriver
+
+CFBOT = shutil.which("cfbot", path=str(Path(sys.executable).parent)) or "cfbot"
+
+CONFIG = """\
+namespace: collaboration
+incident_channel: C0INCIDENT
+rbac:
+  viewer: ["*"]
+  operator: [U0OPERATOR]
+  approver: [U0APPROVER]
+  admin: [U0ADMIN]
+approvals:
+  ttl_minutes: 15
+limits:
+  max_replicas: 50
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc.returncode is not None:
+                err = await proc.stderr.read() if proc.stderr else b""
+                raise AssertionError(f"process exited {proc.returncode}: {err.decode()[-2000:]}")
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{url} did not come up")
+            await asyncio.sleep(0.1)
+
+
+async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        CFBOT, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """`cfbot sandbox` as a separate process: (url, kubeconfig path)."""
+    port = free_port()
+    kubeconfig = str(tmp_path / "sandbox.kubeconfig")
+    proc = await spawn("sandbox", "--port", str(port), "--kubeconfig", kubeconfig, env=dict(os.environ))
+    await wait_http(f"http://127.0.0.1:{port}/version", proc)
+    yield f"http://127.0.0.1:{port}", kubeconfig
+    await stop(proc)
+
+
+async def test_scale_flow_through_the_real_processes(sim, cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, kubeconfig = cluster
+    (tmp_path / "cf.yaml").write_text(CONFIG)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CF_CONFIG": str(tmp_path / "cf.yaml"),
+        "KUBECONFIG": kubeconfig,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": sim.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cf.db'}",
+    }
+    driver = SlackDriver(sim, f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+
+    bot = await spawn("run", "--mode", "http", "--port", str(port), "--host", "127.0.0.1", env=env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        ack = await driver.slash("/cf scale graphql-api 10", user=OPERATOR)
+        assert ack.status == 200
+        request = await sim.wait_for(
+            lambda s: next((m for m in s.messages(CHANNEL) if "Change request" in json.dumps(m["blocks"])), None),
+            timeout=15,
+        )
+        await driver.click(CHANNEL, request["ts"], "cf_approve", APPROVER)
+        await sim.wait_for(lambda s: any("Done:" in m["text"] for m in s.thread(CHANNEL, request["ts"])), timeout=15)
+        out = await kubectl(kubeconfig, "-n", "collaboration", "get", "deployment", "graphql-api")
+        assert "10/10" in out
+    finally:
+        await stop(bot)
+    assert bot.returncode == 0  # SIGTERM is a clean stop
+
+    bot = await spawn("run", "--mode", "http", "--port", str(port), "--host", "127.0.0.1", env=env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        await driver.slash("/cf audit 5", user=VIEWER)
+        posted = await sim.wait_for(
+            lambda s: next((m for m in s.messages(CHANNEL) if "Audit trail" in m["text"]), None), timeout=15
+        )
+        assert "3 replicas -&gt; 10 replicas (approved by U0APPROVER)" in json.dumps(posted["blocks"])
+    finally:
+        await stop(bot)
+    logs = (await bot.stderr.read()).decode() if bot.stderr else ""
+    assert "xoxb-test" not in logs and SIGNING_SECRET not in logs
+
+
+async def test_run_refuses_to_start_without_a_signing_secret(tmp_path: Path) -> None:
+    (tmp_path / "cf.yaml").write_text(CONFIG)
+    env = {**os.environ, "CF_CONFIG": str(tmp_path / "cf.yaml"), "SLACK_BOT_TOKEN": "xoxb-test"}
+    env.pop("SLACK_SIGNING_SECRET", None)
+    proc = await spawn("run", "--mode", "http", "--port", str(free_port()), env=env)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "SLACK_SIGNING_SECRET" in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_demo_with_piped_input_prints_pods_and_exits_0() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        CFBOT, "demo", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(b"/cf pods\n"), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "NAME" in text and "READY" in text and "graphql-api-" in text and "Running" in text
+    assert "Traceback" not in text + err.decode()
+
+
+async def test_demo_scale_with_a_second_person_approving() -> None:
+    script = "/cf scale graphql-api 10\n/as arjun\n1\n/cf pods\n/cf audit 4\n"
+    proc = await asyncio.create_subprocess_exec(
+        CFBOT, "demo", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 90)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "[1] Approve" in text and "Approved by @arjun" in text
+    assert "Done: 3 replicas → 10 replicas" in text
+    assert text.count("graphql-api-") >= 10
