@@ -88,7 +88,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
 
 
 async def test_scale_flow_through_the_real_processes(sim, cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    url, kubeconfig = cluster
+    _url, kubeconfig = cluster
     (tmp_path / "cf.yaml").write_text(CONFIG)
     port = free_port()
     env = {
