@@ -56,10 +56,10 @@ class Runtime:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for in-flight requests (a running approval, say) to finish."""
-        deadline = time.monotonic() + timeout
-        while self.inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        return not self.inflight
+        pending = {t for t in self.inflight if t is not asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return not any(not t.done() for t in pending)
 
     async def start(self) -> None:
         """Report actions a previous process left running, then start the scheduled jobs."""

@@ -124,7 +124,7 @@ class SlackSim(Workspace):
                             "is_ephemeral": is_ephemeral, "created": time.time(), "uses": 0}
         return f"{self.url}/hooks/{kind}/{self.team_id}/{len(self._hooks)}/{rid}"
 
-    async def wait_for(self, predicate: Callable[[SlackSim], Any], timeout: float = 5.0,  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[SlackSim], Any], timeout: float = 5.0,
                        interval: float = 0.02) -> Any:
         """Poll ``predicate(sim)`` (sync or async) until it is truthy and return its value."""
         deadline = time.monotonic() + timeout
