@@ -143,6 +143,7 @@ def _lines(pod: dict[str, Any], container: str, start: datetime, end: datetime,
         if ts <= end:
             out.append((ts, line_fn(rng, ts)))
         tick += 1
+    out.sort(key=lambda line: line[0])
     if crashed:
         out.extend((end - timedelta(milliseconds=30 * (len(OOM_TAIL) - i)), text)
                    for i, text in enumerate(OOM_TAIL))

@@ -37,7 +37,8 @@ VERB_BY_METHOD = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "de
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
+    return web.Response(body=json.dumps(payload, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
 
 
 class Server:
