@@ -12,6 +12,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 _REQUIRED: Any = object()
@@ -240,3 +241,44 @@ def choice(*options: str) -> Converter:
 def _clip(raw: str, n: int = 60) -> str:
     cleaned = raw.replace("`", "'")
     return cleaned if len(cleaned) <= n else cleaned[: n - 1] + "…"
+
+
+_AGO = re.compile(r"(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s+ago")
+_AGO_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def point_in_time(raw: str) -> str:
+    """`15 minutes ago`, `2h ago`, `1h30m ago` or an ISO-8601 time -> `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+
+    Relative times are fixed when the command is parsed, so a change approved later still acts on
+    the moment the requester meant. A time without a zone is read as UTC.
+    """
+    text = raw.strip().lower()
+    now = datetime.now(UTC)
+    match = _AGO.fullmatch(text)
+    if match:
+        moment = now - timedelta(seconds=int(match.group(1)) * _AGO_UNITS[match.group(2)[0]])
+    elif text.endswith(" ago") and re.fullmatch(r"(\d+(s|m|h|d))+", text[:-4].strip()):
+        moment = now - timedelta(seconds=duration(text[:-4].strip()))
+    else:
+        try:
+            moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"`{_clip(raw)}` is not a time (examples: \"15 minutes ago\", 2h ago, "
+                             "2026-01-31T14:05:00Z).") from None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment > now + timedelta(seconds=5):
+        raise ValueError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is in the future.")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RDS_ID = re.compile(r"[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)")
+
+
+def rds_identifier(raw: str) -> str:
+    """An RDS instance, cluster or snapshot identifier, as RDS validates it (stored lowercase)."""
+    value = raw.strip().lower()
+    if not _RDS_ID.fullmatch(value):
+        raise ValueError(f"`{_clip(raw)}` is not a valid RDS identifier (1-63 letters, digits and hyphens, "
+                         "starting with a letter, no two hyphens in a row, not ending with a hyphen).")
+    return value
