@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from integrations import telemetry
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
 
 SYSTEM = "Kubernetes"
@@ -79,14 +81,22 @@ class Kube:
                 return json.loads(data)
             return data.decode("utf-8", "replace")
 
+        started = time.perf_counter()
+        operation = getattr(fn, "__name__", "call")
         try:
-            return await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout + 1)
+            result = await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout + 1)
         except ApiException as exc:
-            raise _api_error(exc, what) from None
+            error = _api_error(exc, what)
+            telemetry.record(SYSTEM, operation, time.perf_counter() - started, type(error).__name__)
+            raise error from None
         except (TimeoutError, urllib3.exceptions.TimeoutError):
+            telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Timeout")
             raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.") from None
         except urllib3.exceptions.HTTPError as exc:
+            telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Unreachable")
             raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).") from None
+        telemetry.record(SYSTEM, operation, time.perf_counter() - started)
+        return result
 
     async def list_pods(self, namespace: str | None, label_selector: str = "", field_selector: str = "") -> list[Obj]:
         if namespace is None:

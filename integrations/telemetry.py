@@ -1,0 +1,27 @@
+"""Timing of integration calls, reported to whoever listens (the bot's /metrics), without
+integrations depending on the bot: observers are plain callables registered at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Observer = Callable[[str, str, float, str | None], None]  # (system, operation, seconds, error kind or None)
+
+_observers: list[Observer] = []
+
+
+def add_observer(fn: Observer) -> None:
+    _observers.append(fn)
+
+
+def remove_observer(fn: Observer) -> None:
+    if fn in _observers:
+        _observers.remove(fn)
+
+
+def record(system: str, operation: str, seconds: float, error: str | None = None) -> None:
+    for fn in list(_observers):
+        try:
+            fn(system, operation, seconds, error)
+        except Exception:  # an observer must never break the call it observes
+            pass
