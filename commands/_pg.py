@@ -77,6 +77,10 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
+def queries(n: int) -> str:
+    return f"{n} active {'query' if n == 1 else 'queries'}"
+
+
 def one_line(query: str | None, limit: int = 80) -> str:
     text = " ".join((query or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

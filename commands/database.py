@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from commands._pg import age, milliseconds, one_line, pg, target
+from commands._pg import age, milliseconds, one_line, pg, queries, target
 from commands.args import choice, duration, opt, positive_int
 from commands.base import CommandError, Context, command
 from commands.checks import Check, status_check
@@ -137,7 +137,7 @@ async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
     parts: list[Any] = [table]
     if rows:
         parts.append(Note(f"`/cf db kill-long --older {age(seconds)}` asks to terminate them (after approval)."))
-    title = f"{len(rows)} active queries older than {age(seconds)} in `{db}`"
+    title = f"{queries(len(rows))} older than {age(seconds)} in `{db}`"
     return Reply(title=title, parts=parts, level="warn" if rows else "ok")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands._pg import age, column_name, index_name, one_line, pg, split_table, table_name, target
+from commands._pg import age, column_name, index_name, one_line, pg, queries, split_table, table_name, target
 from commands.args import duration, opt, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome, Reply, Table
@@ -46,12 +46,12 @@ async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
         ended = [v for v in done if v["terminated"]]
         spared = len(done) - len(ended)
         after = f"{len(ended)} terminated" + (f", {spared} not terminated (see the thread)" if spared else "")
-        return Outcome(before=f"{len(done)} active queries older than {age(seconds)}", after=after,
+        return Outcome(before=f"{queries(len(done))} older than {age(seconds)}", after=after,
                        detail=_kill_report(done, db))
 
     return Change(
-        summary=f"Terminate {len(victims)} active queries older than {age(seconds)} in database {db}",
-        current=f"{len(victims)} active: {shown}{more}",
+        summary=f"Terminate {queries(len(victims))} older than {age(seconds)} in database {db}",
+        current=f"{queries(len(victims))}: {shown}{more}",
         desired="those queries terminated (pg_terminate_backend); their transactions roll back",
         apply=apply,
         target=f"database {db}",

@@ -15,6 +15,7 @@ database, never the DSN or its password.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -94,12 +95,12 @@ class Postgres:
                 await conn.close()
 
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
-        seconds = max(1, round(self.connect_timeout))
+        libpq_seconds = max(2, math.ceil(self.connect_timeout))  # libpq's own floor is 2 s
         try:
             return await asyncio.wait_for(
                 psycopg.AsyncConnection.connect(self._dsn, autocommit=True, row_factory=dict_row,
-                                                connect_timeout=seconds, application_name=APP_NAME),
-                timeout=self.connect_timeout + 1,
+                                                connect_timeout=libpq_seconds, application_name=APP_NAME),
+                timeout=self.connect_timeout,
             )
         except TimeoutError:
             raise Unavailable(SYSTEM, f"no answer from {self.where} within {self.connect_timeout:g} s.") from None
