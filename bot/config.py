@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -97,25 +97,29 @@ class Targets(_Section):
 
 
 class AWS(_Section):
+    """The AWS resources the runbook names; credentials and endpoints come from boto3's own chain."""
+
     region: str = "us-east-1"
-    eks_cluster: str = "candlefish-collaboration"
+    eks_cluster: str = "candlefish-collaboration"  # `cluster`, `nodegroup scale`, status line
     nodegroup: str = "general"
-    rds_instance: str = "candlefish-collaboration-db"
-    rds_cluster: str = "candlefish-collaboration-cluster"
-    alb: str = "candlefish-collaboration-alb"
+    rds_instance: str = "candlefish-collaboration-db"  # `db status|reboot|failover|snapshot|restore|replica add`
+    rds_cluster: str = "candlefish-collaboration-cluster"  # shown by `db status`; "" when there is none
+    alb: str = "candlefish-collaboration-alb"  # `lb`, status line
     target_group: str = "candlefish-websocket-tg"
-    elasticache_group: str = "candlefish-collaboration-redis"
-    secret_id: str = "candlefish/collaboration/app-secrets"
-    bucket: str = "candlefish-collaboration-documents"
+    elasticache_group: str = "candlefish-collaboration-redis"  # `redis scale`
+    secret_id: str = "candlefish/collaboration/app-secrets"  # `secrets rotate` default
+    bucket: str = "candlefish-collaboration-documents"  # `s3 check`
     waf_rule_group: str | None = None  # name of the WAFv2 rule group holding the rate-based rule
-    waf_scope: str = "REGIONAL"
-    secret_consumers: dict[str, list[str]] = Field(
+    waf_rule: str | None = None  # the rate-based rule in it; needed only when the group has several
+    waf_scope: Literal["REGIONAL", "CLOUDFRONT"] = "REGIONAL"
+    secret_consumers: dict[str, list[str]] = Field(  # secret id -> deployments restarted after a rotation
         default_factory=lambda: {
             "candlefish/collaboration/app-secrets": ["graphql-api", "websocket-service", "document-service"]
         }
     )
-    timeout_seconds: float = Field(15, gt=0)
-    enabled: bool = True
+    rollout_timeout_seconds: float = Field(180, gt=0)  # how long a rotation waits for consumers' new pods
+    timeout_seconds: float = Field(15, gt=0)  # botocore connect/read timeout per call
+    enabled: bool = True  # false: no AWS client, AWS commands answer "not configured"
 
 
 class Alerts(_Section):
