@@ -19,6 +19,7 @@ from . import pods as podlib
 from . import workloads
 from .autoscaling import reconcile_autoscalers
 from .disruption import reconcile_budgets
+from .endpoints import reconcile_endpoints
 from .events import Recorder
 from .metrics import Metrics
 from .resources import ResourceType
@@ -35,6 +36,7 @@ class Controllers:
         self.recorder = recorder
         self.metrics = metrics
         self._next_node = 0
+        self.ip_pool = podlib.IpPool()
         self._types = {t.kind: t for t in store.registry.types if t.group != "metrics.k8s.io"}
 
     def rt(self, kind: str) -> ResourceType:
@@ -69,6 +71,8 @@ class Controllers:
         owner = controller_ref(change.obj)
         if kind == "ReplicaSet" and owner and owner["kind"] == "Deployment":
             work[("Deployment", ns, owner["name"])] = None
+        if kind in ("Pod", "Service"):
+            work[("endpoints", ns)] = None
         if kind == "Pod":
             if owner and owner["kind"] in ("ReplicaSet", "DaemonSet"):
                 work[(owner["kind"], ns, owner["name"])] = None
@@ -96,6 +100,8 @@ class Controllers:
             self._node_changed(item[1])
         elif what == "pdb":
             reconcile_budgets(self.store, item[1])
+        elif what == "endpoints":
+            reconcile_endpoints(self.store, item[1])
         elif what == "hpa":
             reconcile_autoscalers(self.store, self.metrics, item[1])
         elif what == "gc":
@@ -124,7 +130,7 @@ class Controllers:
             self.recorder.record(created, "Warning", "FailedScheduling", self._unschedulable_message(),
                                  "scheduler")
             return created
-        podlib.start(pod, node, self.store)
+        podlib.start(pod, node, self.store, self.ip_pool)
         created = self.store.create(self.rt("Pod"), pod)
         self._record_start(created, node)
         return created
@@ -157,6 +163,8 @@ class Controllers:
             self.recorder.record(pod, "Normal", "Killing", f"Stopping container {c['name']}", "kubelet",
                                  host=pod["spec"].get("nodeName"), field_path=f"spec.containers{{{c['name']}}}")
         self.store.delete(self.rt("Pod"), md["namespace"], md["name"])
+        if not pod["spec"].get("hostNetwork"):
+            self.ip_pool.release((pod.get("status") or {}).get("podIP"))
 
     def _schedule_existing(self, namespace: str, name: str) -> None:
         pod = self.store.get(self.rt("Pod"), namespace, name)
@@ -170,7 +178,7 @@ class Controllers:
                 self.store.update(self.rt("Pod"), updated)
             return
         updated = clone(pod)
-        podlib.start(updated, node, self.store)
+        podlib.start(updated, node, self.store, self.ip_pool)
         self._record_start(self.store.update(self.rt("Pod"), updated), node)
 
     def _node_changed(self, name: str) -> None:

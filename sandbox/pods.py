@@ -10,10 +10,31 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import random
 from typing import Any
 
 from .defaults import apply_defaults, qos_class
 from .util import dig, rfc3339
+
+
+class IpPool:
+    """Pod IPs from the node's subnet (the VPC CNI hands out secondary IPs), never two alike."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def allocate(self, node_ip: str, rng: random.Random) -> str:
+        first, second, third, _ = (int(part) for part in node_ip.split("."))
+        for _ in range(10_000):
+            ip = f"{first}.{second}.{third + 16 * rng.randint(0, 7)}.{rng.randint(2, 254)}"
+            if ip not in self.used:
+                self.used.add(ip)
+                return ip
+        raise RuntimeError(f"pod IP range of node {node_ip} exhausted")
+
+    def release(self, ip: str | None) -> None:
+        if ip:
+            self.used.discard(ip)
 
 
 def node_condition(node: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -104,14 +125,13 @@ def _condition(type_: str, status: bool, when: str, reason: str | None = None) -
     return cond
 
 
-def start(pod: dict[str, Any], node: dict[str, Any], store: Any) -> None:
+def start(pod: dict[str, Any], node: dict[str, Any], store: Any, ip_pool: IpPool) -> None:
     """Bind `pod` to `node` and give it the status of containers that started cleanly."""
     now = rfc3339(store.now())
     spec = pod["spec"]
     spec["nodeName"] = node["metadata"]["name"]
     host = node_ip(node)
-    subnet = host.rsplit(".", 1)[0]
-    pod_ip = host if spec.get("hostNetwork") else f"{subnet}.{store.rng.randint(20, 250)}"
+    pod_ip = host if spec.get("hostNetwork") else ip_pool.allocate(host, store.rng)
     ready = node_ready(node)
     statuses = [
         {

@@ -226,6 +226,13 @@ def _endpoints_row(ep: dict[str, Any], now: datetime) -> Row:
     return [_name(ep), _none(text), _age(ep, now)]
 
 
+def _endpoint_slice_row(es: dict[str, Any], now: datetime) -> Row:
+    ports = ",".join(str(p.get("port")) for p in es.get("ports") or []) or "<unset>"
+    addresses = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    text = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
+    return [_name(es), es.get("addressType", ""), ports, text or "<unset>", _age(es, now)]
+
+
 # --- policy, autoscaling, events ---------------------------------------------------------
 
 
@@ -300,6 +307,8 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[dict[str, Any], datetime], Row
                                _c("StorageClass"), _c("VolumeAttributesClass"), _c("Age"), _c("VolumeMode", 1)],
                               _pvc_row),
     "Endpoints": ([_c("Name"), _c("Endpoints"), _c("Age")], _endpoints_row),
+    "EndpointSlice": ([_c("Name"), _c("AddressType"), _c("Ports"), _c("Endpoints"), _c("Age")],
+                      _endpoint_slice_row),
     "PodDisruptionBudget": ([_c("Name"), _c("Min Available"), _c("Max Unavailable"),
                              _c("Allowed Disruptions", type_="integer"), _c("Age")], _pdb_row),
     "HorizontalPodAutoscaler": ([_c("Name"), _c("Reference"), _c("Targets"), _c("MinPods", type_="integer"),

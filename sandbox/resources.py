@@ -132,6 +132,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "autoscaling", "v2",
                  short_names=("hpa",), categories=("all",),
                  subresources=(_status("HorizontalPodAutoscaler"),)),
+    ResourceType("EndpointSlice", "endpointslices", True, "discovery.k8s.io"),
     ResourceType("PodMetrics", "pods", True, "metrics.k8s.io", "v1beta1", verbs=READ_VERBS),
     ResourceType("NodeMetrics", "nodes", False, "metrics.k8s.io", "v1beta1", verbs=READ_VERBS),
 )

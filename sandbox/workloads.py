@@ -68,11 +68,10 @@ def reconcile_deployment(ctl: Controllers, namespace: str, name: str) -> None:
     rss = _owned_alive(ctl, dep, "ReplicaSet")
     if not dep["spec"].get("paused"):
         new_rs = _new_replica_set(ctl, dep, rss)
-        desired = dep["spec"].get("replicas", 1)
+        _scale_rs(ctl, dep, new_rs, dep["spec"].get("replicas", 1))  # surge first, as a rolling update does
         for rs in rss:
             if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]:
                 _scale_rs(ctl, dep, rs, 0)
-        _scale_rs(ctl, dep, new_rs, desired)
         _cleanup_history(ctl, dep)
     _update_deployment_status(ctl, namespace, name)
 
