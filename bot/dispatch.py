@@ -32,6 +32,7 @@ from commands.base import Change, CommandSpec, Context, Kind, Registry, Reply, R
 log = logging.getLogger(__name__)
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+command_var: ContextVar[str] = ContextVar("command", default="unknown")
 IncidentLookup = Callable[[str], Awaitable[str | None]]
 
 COMMAND_TIMEOUT = 120.0
@@ -51,6 +52,7 @@ class Dispatcher:
         approvals: Approvals | None = None,
         incident_lookup: IncidentLookup | None = None,
         clock: Callable[[], float] = time.time,
+        on_command: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -60,6 +62,7 @@ class Dispatcher:
         self.services = dict(services)
         self.incident_lookup = incident_lookup
         self.clock = clock
+        self.on_command = on_command
         self.approvals = approvals or Approvals(
             store=audit.store,
             messenger=messenger,
@@ -96,37 +99,56 @@ class Dispatcher:
     async def handle(self, origin: Origin, text: str) -> None:
         """Run one `/cf` request end to end. Never raises: every failure becomes an answer."""
         request_id_var.set(uuid.uuid4().hex[:8])
+        command_var.set("unknown")
         try:
-            await asyncio.wait_for(self._handle(origin, text), timeout=COMMAND_TIMEOUT)
+            outcome = await asyncio.wait_for(self._handle(origin, text), timeout=COMMAND_TIMEOUT)
         except Exception as exc:
+            outcome = "error"
             await self._say(origin, user_message(exc, request_id_var.get()))
+        self._count(outcome)
 
-    async def _handle(self, origin: Origin, text: str) -> None:
+    def _count(self, outcome: str) -> None:
+        if self.on_command is not None:
+            self.on_command(command_var.get(), outcome)
+
+    async def _handle(self, origin: Origin, text: str) -> str:
+        """Returns the outcome for metrics: ok, requested, usage, unknown, refused."""
         try:
             tokens = split_text(text)
         except UsageError as exc:
             await self._say(origin, f":warning: {exc}")
-            return
+            return "usage"
         resolved = self.registry.resolve(tokens or ["help"])
         if resolved is None:
             await self._unknown(origin, tokens)
-            return
+            return "unknown"
         spec, rest = resolved
+        command_var.set(spec.title)
         try:
             args = spec.parse(rest)
         except UsageError as exc:
             view = blocks.usage_blocks(spec, str(exc))
             await self._say(origin, view.text, view.blocks)
-            return
+            return "usage"
         roles = await self.policy.roles_of(origin.user)
         if not self.policy.may_run(spec, roles):
             await self._refuse(origin, spec, text)
-            return
-        incident_id = await self.incident_lookup(origin.channel) if self.incident_lookup else None
+            return "refused"
+        incident_id = await self._incident_of(origin.channel)
         if spec.kind is Kind.change:
             await self._request_change(origin, spec, args, roles, text, incident_id)
-        else:
-            await self._run_read(origin, spec, args, roles, text, incident_id)
+            return "requested"
+        await self._run_read(origin, spec, args, roles, text, incident_id)
+        return "ok"
+
+    async def _incident_of(self, channel: str) -> str | None:
+        """The incident a channel belongs to; a store outage must not stop read commands."""
+        if self.incident_lookup is None:
+            return None
+        try:
+            return await self.incident_lookup(channel)
+        except StoreUnavailable:
+            return None
 
     async def _unknown(self, origin: Origin, tokens: list[str]) -> None:
         guess = self.registry.closest(tokens)

@@ -21,6 +21,7 @@ from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.dispatch import Dispatcher, IncidentLookup
 from bot.messenger import Messenger
+from bot.metrics import Metrics
 from bot.policy import GroupResolver, Policy
 from bot.scheduler import Scheduler
 from bot.store import Store
@@ -40,6 +41,7 @@ class Runtime:
     approvals: Approvals
     scheduler: Scheduler
     services: dict[str, Any]
+    metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -69,6 +71,7 @@ class Runtime:
 
     async def close(self) -> None:
         self.scheduler.shutdown()
+        self.metrics.close()
         for svc in self.services.values():
             closer = getattr(svc, "close", None)
             if callable(closer) and svc is not self.audit:
@@ -89,6 +92,7 @@ async def build_runtime(
     clock: Callable[[], float] = time.time,
 ) -> Runtime:
     store = await Store.open(database_url)
+    metrics = Metrics()
     audit = AuditTrail(store, messenger, clock)
     services = {**services, "audit": audit}
     policy = Policy(settings, resolve_group)
@@ -101,9 +105,11 @@ async def build_runtime(
         services=services,
         incident_lookup=incident_lookup,
         clock=clock,
+        on_command=metrics.command,
     )
     runtime_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     scheduler = Scheduler(store, runtime_id, clock)
+    scheduler.on_run = metrics.job
     approvals = dispatcher.approvals
     sweep = settings.approvals.sweep_seconds
     scheduler.every("approvals.expire", sweep, approvals.expire_due)
@@ -119,4 +125,5 @@ async def build_runtime(
         scheduler=scheduler,
         services=services,
         instance_id=runtime_id,
+        metrics=metrics,
     )

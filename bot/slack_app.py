@@ -10,16 +10,22 @@ Signature verification is always on in HTTP mode: there is no setting to turn it
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import APPROVE, DENY
-from bot.messenger import Origin
+from bot.errors import user_message
+from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,22 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
         process_before_response=False,
     )
 
+    @app.middleware
+    async def run_once(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+        """A Slack retry (X-Slack-Retry-Num) or a second delivery of the same trigger or event is
+        acknowledged and not run again: the first replica to claim its key in the store runs it."""
+        key = request_key(body)
+        if key is not None:
+            try:
+                first = await runtime.store.claim_once(f"slack:{key}", time.time())
+            except StoreUnavailable:
+                first = True  # read commands must keep working; changes fail closed later anyway
+            if not first:
+                runtime.metrics.slack_retries_skipped.labels("duplicate").inc()
+                log.info("duplicate Slack delivery acknowledged, not run again", extra={"key": key})
+                return BoltResponse(status=200, body="")
+        return await next()
+
     @app.command("/cf")
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -59,18 +81,39 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.track(runtime.approvals.approve(_action_value(body), _click_origin(body)))
+        origin = _click_origin(body)
+        await runtime.track(_guarded(runtime, origin, runtime.approvals.approve(_action_value(body), origin)))
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.track(runtime.approvals.deny(_action_value(body), _click_origin(body)))
+        origin = _click_origin(body)
+        await runtime.track(_guarded(runtime, origin, runtime.approvals.deny(_action_value(body), origin)))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener", exc_info=error)
 
     return app
+
+
+def request_key(body: dict[str, Any]) -> str | None:
+    """What identifies one delivery: the trigger of a command or click, or the Events API event id."""
+    if body.get("event_id"):
+        return f"event:{body['event_id']}"
+    trigger = body.get("trigger_id")
+    return f"trigger:{trigger}" if trigger else None
+
+
+async def _guarded(runtime: Runtime, origin: Origin, work: Awaitable[Any]) -> None:
+    """Button work after the ack: a failure (the store down, say) becomes a private answer."""
+    try:
+        await work
+    except Exception as exc:
+        try:
+            await runtime.messenger.respond(origin, user_message(exc))
+        except DeliveryError:
+            log.error("could not tell the user about a failed click", extra={"user": origin.user})
 
 
 def _action_value(body: dict[str, Any]) -> str:
@@ -92,11 +135,35 @@ def _click_origin(body: dict[str, Any]) -> Origin:
 def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     """One aiohttp application: Slack's endpoint plus health checks."""
 
+    seen = ReplayGuard()
+
     async def slack_events(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.json_response({"error": "request body too large"}, status=413)
-        bolt_resp = await bolt.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (web.HTTPException, UnicodeDecodeError, ValueError):
+            return web.json_response({"error": "unreadable request body"}, status=400)
+        signature = request.headers.get("X-Slack-Signature", "")
+        if signature and seen.seen(signature):
+            runtime.metrics.slack_retries_skipped.labels("replay").inc()
+            return web.json_response({"error": "replayed request"}, status=409)
+        bolt_resp = await bolt.async_dispatch(bolt_request)
+        if bolt_resp.status == 500 and not bolt_resp.body:
+            bolt_resp = BoltResponse(status=400, body='{"error": "malformed request"}')
+        if bolt_resp.status < 300 and signature:
+            seen.add(signature)
+        kind = "interactive" if bolt_request.raw_body.startswith("payload=") else "command"
+        runtime.metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_resp)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        try:
+            runtime.metrics.pending_approvals.set(await runtime.approvals.pending_count())
+        except StoreUnavailable:
+            pass
+        return web.Response(body=runtime.metrics.render(), headers={"Content-Type": runtime.metrics.content_type})
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -114,5 +181,29 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", metrics)
     web_app[RUNTIME_KEY] = runtime
     return web_app
+
+
+class ReplayGuard:
+    """Signatures of accepted requests for Slack's 5-minute window: the same signed request
+    delivered twice (a replay) is refused. Bounded, so it cannot grow without limit."""
+
+    def __init__(self, window: float = 330.0, limit: int = 100_000) -> None:
+        self.window = window
+        self.limit = limit
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, signature: str) -> bool:
+        self._expire()
+        return signature in self._seen
+
+    def add(self, signature: str) -> None:
+        self._seen[signature] = time.monotonic()
+        self._expire()
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - self.window
+        while self._seen and (len(self._seen) > self.limit or next(iter(self._seen.values())) < cutoff):
+            self._seen.popitem(last=False)
