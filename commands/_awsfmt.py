@@ -1,0 +1,55 @@
+"""Small helpers the AWS command modules share: the client, the settings section, times.
+
+A private module (the leading underscore keeps `commands.catalog` from treating it as a command
+module), so the AWS command modules can share it without importing one another.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from commands.base import Context
+
+
+def aws(ctx: Context) -> Any:
+    return ctx.service("aws")
+
+
+def cfg(ctx: Context) -> Any:
+    """The validated `aws:` settings section."""
+    return ctx.settings.aws
+
+
+def utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def stamp(value: Any) -> str:
+    """`2026-11-27 07:04 UTC`, or an em dash when AWS did not say."""
+    moment = utc(value)
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    """`12m ago`, `3h ago`, `in 9d` (coarse: for people scanning a table)."""
+    moment = utc(value)
+    if moment is None:
+        return "—"
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{seconds // size}{unit}"
+            break
+    else:
+        text = f"{seconds}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

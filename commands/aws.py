@@ -1,0 +1,314 @@
+"""AWS infrastructure (the runbook's outage checks and cluster scaling): EKS, the ALB, S3, AWS Health.
+
+Reads answer at once; `nodegroup scale` and `node terminate` are changes, validated against AWS
+and the cluster when requested and again when approved. The `status` lines for EKS and ALB are
+registered here too (RDS's are in commands/rds.py), so `/cf status` covers the AWS side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commands._awsfmt import ago, aws, cfg, plural, stamp, utc
+from commands.args import k8s_name, opt, pos, whole_number
+from commands.base import CommandError, Context, Kind, Role, command
+from commands.checks import Check, Status, status_check
+from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
+from integrations.awserrors import ApiUnavailable
+from integrations.errors import NotFound
+
+AREA = "AWS"
+HEALTH_SERVICES = ["EKS", "RDS", "EC2"]
+
+
+# --- EKS ----------------------------------------------------------------------------------------
+
+
+def _scaling(ng: dict[str, Any]) -> str:
+    s = ng.get("scalingConfig", {})
+    return f"min {s.get('minSize')} / desired {s.get('desiredSize')} / max {s.get('maxSize')}"
+
+
+def _group_row(g: dict[str, Any]) -> list[str]:
+    size = g.get("scalingConfig", {})
+    return [g["nodegroupName"], g.get("status", "?"), ",".join(g.get("instanceTypes") or ["—"]),
+            *(str(size.get(k, "?")) for k in ("minSize", "desiredSize", "maxSize")), g.get("version", "—"),
+            str(len(g.get("health", {}).get("issues") or []))]
+
+
+@command("cluster", summary="EKS cluster status, version and node groups with their scaling (eks describe-cluster).",
+         area=AREA, example="/cf cluster", needs=["aws"])
+async def cluster(ctx: Context) -> Reply:
+    name = cfg(ctx).eks_cluster
+    info = await aws(ctx).eks_cluster(name)
+    groups = [await aws(ctx).nodegroup(name, g) for g in await aws(ctx).nodegroups(name)]
+    rows = [_group_row(g) for g in groups]
+    healthy = info.get("status") == "ACTIVE" and all(g.get("status") == "ACTIVE" for g in groups)
+    return Reply(
+        title=f"EKS cluster {name}: {info.get('status')}, Kubernetes {info.get('version')}",
+        parts=[Fields([("Status", str(info.get("status"))), ("Version", str(info.get("version"))),
+                       ("Platform", str(info.get("platformVersion", "—"))), ("Created", stamp(info.get("createdAt"))),
+                       ("Endpoint", str(info.get("endpoint", "—")))]),
+               Table(["NODE GROUP", "STATUS", "INSTANCE TYPES", "MIN", "DESIRED", "MAX", "VERSION", "ISSUES"], rows,
+                     empty="No managed node groups.")],
+        level="ok" if healthy else "warn",
+    )
+
+
+@command(
+    "nodegroup scale",
+    summary="Set the EKS node group's min, max and desired size (aws eks update-nodegroup-config), after approval.",
+    area=AREA,
+    args=[pos("MIN", whole_number, "the minimum number of nodes"),
+          pos("MAX", whole_number, "the maximum number of nodes"),
+          pos("DESIRED", whole_number, "the desired number of nodes, between MIN and MAX"),
+          opt("--nodegroup", k8s_name, "the node group (default: aws.nodegroup)", metavar="NAME")],
+    kind=Kind.change, role=Role.operator, example="/cf nodegroup scale 5 20 10", needs=["aws"],
+)
+async def nodegroup_scale(ctx: Context, min: int, max: int, desired: int, nodegroup: str | None = None) -> Change:
+    if not 0 <= min <= desired <= max or max < 1:
+        raise CommandError(f"Sizes must satisfy 0 <= MIN <= DESIRED <= MAX and MAX >= 1; got MIN {min}, "
+                           f"DESIRED {desired}, MAX {max}. Nothing was changed.")
+    cluster_name, name = cfg(ctx).eks_cluster, nodegroup or cfg(ctx).nodegroup
+    ng = await aws(ctx).nodegroup(cluster_name, name)
+    if ng.get("status") != "ACTIVE":
+        raise CommandError(f"Node group `{name}` is {ng.get('status')}; EKS accepts a new size only when it is "
+                           "ACTIVE. Try again when the current update has finished.")
+    now = ng.get("scalingConfig", {})
+    wanted = f"min {min} / desired {desired} / max {max}"
+    warnings = []
+    if desired < int(now.get("desiredSize", 0)):
+        warnings.append(f"Desired drops from {now.get('desiredSize')} to {desired}: the Auto Scaling group will "
+                        "terminate nodes it chooses. Drain the ones you want gone first (`/cf node drain NODE`).")
+    if _scaling(ng) == wanted:
+        warnings.append("The node group already has this size; approving changes nothing.")
+
+    async def apply() -> Outcome:
+        before = _scaling(await aws(ctx).nodegroup(cluster_name, name))
+        update = await aws(ctx).scale_nodegroup(cluster_name, name, min, max, desired)
+        after = _scaling(await aws(ctx).nodegroup(cluster_name, name))
+        return Outcome(before=before, after=f"{after} (EKS update {update.get('id')}: {update.get('status')})")
+
+    return Change(summary=f"Scale EKS node group {name} to {wanted}", current=_scaling(ng), desired=wanted,
+                  apply=apply, target=f"nodegroup/{name} in {cluster_name}", warnings=warnings)
+
+
+# --- node terminate -----------------------------------------------------------------------------
+
+
+def _evictable(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `kubectl drain` would evict: not DaemonSet-owned, not a mirror pod, not finished."""
+    def skipped(pod: dict[str, Any]) -> bool:
+        owners = pod.get("metadata", {}).get("ownerReferences") or []
+        mirror = "kubernetes.io/config.mirror" in (pod.get("metadata", {}).get("annotations") or {})
+        done = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        return mirror or done or any(o.get("kind") == "DaemonSet" for o in owners)
+
+    return [p for p in pods if not skipped(p)]
+
+
+async def _node_instance(ctx: Context, node: str) -> tuple[dict[str, Any], str]:
+    try:
+        obj = await ctx.kube.get_node(node)
+    except NotFound:
+        names = sorted(n["metadata"]["name"] for n in await ctx.kube.list_nodes())
+        raise CommandError(f"Node `{node}` was not found. Nodes: {', '.join(f'`{n}`' for n in names) or 'none'}."
+                           ) from None
+    provider = obj.get("spec", {}).get("providerID", "")
+    if not provider.startswith("aws:///") or "/i-" not in provider:
+        raise CommandError(f"Node `{node}` is not backed by an EC2 instance (providerID `{provider or 'unset'}`); "
+                           "there is nothing for AWS to terminate.")
+    return obj, provider.rsplit("/", 1)[1]
+
+
+@command(
+    "node terminate",
+    summary="Terminate a drained node's EC2 instance (aws ec2 terminate-instances); its node group replaces it.",
+    area=AREA, args=[pos("NODE", k8s_name, "the Kubernetes node whose instance to terminate")],
+    kind=Kind.change, role=Role.operator, example="/cf node terminate ip-10-0-1-11.ec2.internal",
+    needs=["aws", "kube"],
+)
+async def node_terminate(ctx: Context, node: str) -> Change:
+    obj, instance_id = await _node_instance(ctx, node)
+    left = _evictable(await ctx.kube.pods_on_node(node))
+    if left:
+        shown = ", ".join(f"`{p['metadata'].get('namespace')}/{p['metadata']['name']}`" for p in left[:5])
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        raise CommandError(f"Node `{node}` still runs {plural(len(left), 'evictable pod')} ({shown}{more}); "
+                           f"terminating it now would kill them. Drain it first: `/cf node drain {node}`. "
+                           "Nothing was changed.")
+    instance = await aws(ctx).instance(instance_id)
+    state = instance.get("State", {}).get("Name", "unknown")
+    if not instance or state in ("terminated", "shutting-down"):
+        raise CommandError(f"Instance `{instance_id}` of node `{node}` is {state if instance else 'not found'}; "
+                           "there is nothing to terminate.")
+    warnings = [] if obj.get("spec", {}).get("unschedulable") else [
+        f"`{node}` is not cordoned: new pods could land on it before it goes. `/cf node cordon {node}` first."]
+    zone = instance.get("Placement", {}).get("AvailabilityZone", "?")
+
+    async def apply() -> Outcome:
+        again = await ctx.kube.pods_on_node(node)
+        if _evictable(again):
+            raise CommandError(f"Pods were scheduled onto `{node}` since the request; drain it again. "
+                               "The instance was not terminated.")
+        result = await aws(ctx).terminate_instance(instance_id)
+        return Outcome(before=f"{instance_id} {result.get('PreviousState', {}).get('Name', state)}",
+                       after=f"{instance_id} {result.get('CurrentState', {}).get('Name')}; the node group's Auto "
+                             "Scaling group launches a replacement")
+
+    return Change(summary=f"Terminate EC2 instance {instance_id} (node {node}, {zone})",
+                  current=f"{instance_id} {state}, {instance.get('InstanceType', '?')} in {zone}; no evictable pods",
+                  desired="terminated; the Auto Scaling group replaces it", apply=apply,
+                  target=f"instance/{instance_id}", warnings=warnings)
+
+
+# --- ALB, S3, AWS Health ------------------------------------------------------------------------
+
+
+async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int, int]:
+    rows, healthy, total = [], 0, 0
+    for tg in await aws(ctx).target_groups(lb_arn=lb_arn):
+        for t in await aws(ctx).target_health(tg["TargetGroupArn"], tg["TargetGroupName"]):
+            state = t.get("TargetHealth", {})
+            total += 1
+            healthy += state.get("State") == "healthy"
+            rows.append([tg["TargetGroupName"], f"{t['Target']['Id']}:{t['Target'].get('Port', tg.get('Port'))}",
+                         state.get("State", "?"), state.get("Reason", "")])
+    return rows, healthy, total
+
+
+@command("lb", summary="The ALB's state, its target groups and each target's health (aws elbv2 describe-*).",
+         area=AREA, example="/cf lb", needs=["aws"])
+async def lb(ctx: Context) -> Reply:
+    info = await aws(ctx).load_balancer(cfg(ctx).alb)
+    rows, healthy, total = await _target_rows(ctx, info["LoadBalancerArn"])
+    state = info.get("State", {}).get("Code", "?")
+    zones = ", ".join(z["ZoneName"] for z in info.get("AvailabilityZones", []))
+    level: Level = "ok" if state == "active" and healthy == total and total else ("error" if not healthy else "warn")
+    return Reply(
+        title=f"ALB {cfg(ctx).alb}: {state}, {healthy}/{total} targets healthy",
+        parts=[Fields([("DNS name", str(info.get("DNSName", "—"))), ("Scheme", str(info.get("Scheme", "—"))),
+                       ("Zones", zones or "—"), ("Created", stamp(info.get("CreatedTime")))]),
+               Table(["TARGET GROUP", "TARGET", "STATE", "REASON"], rows, empty="No registered targets.")],
+        level=level,
+    )
+
+
+@command("s3 check", summary="List the documents bucket to prove the bot can reach S3 (aws s3 ls).", area=AREA,
+         example="/cf s3 check", needs=["aws"])
+async def s3_check(ctx: Context) -> Reply:
+    bucket = cfg(ctx).bucket
+    data = await aws(ctx).list_objects(bucket, 10)
+    objects = data.get("Contents", [])
+    rows = [[o["Key"], f"{o.get('Size', 0):,}", stamp(o.get("LastModified"))] for o in objects]
+    more = " (more not shown)" if data.get("IsTruncated") else ""
+    return Reply(title=f"S3 bucket {bucket} is reachable: {plural(len(objects), 'object')} listed{more}",
+                 parts=[Table(["KEY", "BYTES", "LAST MODIFIED"], rows, empty="The bucket is empty.")], level="ok")
+
+
+_STATUS_ORDER = {"open": 0, "upcoming": 1, "closed": 2}
+
+
+def _event_order(event: dict[str, Any]) -> tuple[int, float]:
+    """Open first, then upcoming, then closed; the most recently updated first within each."""
+    updated = utc(event.get("lastUpdatedTime"))
+    return _STATUS_ORDER.get(event.get("statusCode", ""), 3), -(updated.timestamp() if updated else 0.0)
+
+
+@command("aws health", summary="AWS Health events for EKS, RDS and EC2 (aws health describe-events).", area=AREA,
+         example="/cf aws health", needs=["aws"])
+async def aws_health(ctx: Context) -> Reply:
+    try:
+        events = await aws(ctx).health_events(HEALTH_SERVICES, cfg(ctx).region)
+    except ApiUnavailable as exc:
+        return Reply(title="AWS Health is not available for this account", parts=[
+            Text(exc.message), Note("Check https://health.aws.amazon.com/health/status for public service events.")],
+            level="warn")
+    events.sort(key=_event_order)
+    rows = [[e.get("service", "?"), e.get("eventTypeCode", "?"), e.get("statusCode", "?"),
+             e.get("availabilityZone") or e.get("region", ""), stamp(e.get("startTime")), ago(e.get("lastUpdatedTime"))]
+            for e in events]
+    open_ = sum(1 for e in events if e.get("statusCode") == "open")
+    title = f"AWS Health ({', '.join(HEALTH_SERVICES)} in {cfg(ctx).region}): {plural(open_, 'open event')}"
+    return Reply(title=title, parts=[Table(["SERVICE", "EVENT", "STATUS", "WHERE", "START", "UPDATED"], rows,
+                                           empty="No events.")], level="warn" if open_ else "ok")
+
+
+# --- status lines -------------------------------------------------------------------------------
+
+
+@status_check("EKS", order=40, needs=["aws"], timeout=10)
+async def eks_status(ctx: Context) -> list[Check]:
+    name = cfg(ctx).eks_cluster
+    info = await aws(ctx).eks_cluster(name)
+    ng = await aws(ctx).nodegroup(name, cfg(ctx).nodegroup)
+    ok = info.get("status") == "ACTIVE" and ng.get("status") == "ACTIVE"
+    detail = (f"{name} {info.get('status')} (Kubernetes {info.get('version')}); node group {ng['nodegroupName']} "
+              f"{ng.get('status')}, {_scaling(ng)}")
+    return [Check("EKS", "ok" if ok else "warn", detail)]
+
+
+@status_check("ALB", order=42, needs=["aws"], timeout=10)
+async def alb_status(ctx: Context) -> list[Check]:
+    info = await aws(ctx).load_balancer(cfg(ctx).alb)
+    _, healthy, total = await _target_rows(ctx, info["LoadBalancerArn"])
+    state = info.get("State", {}).get("Code", "?")
+    status: Status = "ok" if state == "active" and total and healthy == total else ("fail" if not healthy else "warn")
+    return [Check("ALB", status, f"{cfg(ctx).alb} {state}, {healthy}/{total} targets healthy")]
+
+
+# --- WAF ----------------------------------------------------------------------------------------
+
+WAF_MIN, WAF_MAX = 10, 2_000_000_000  # what WAFv2 accepts for a rate-based rule's limit
+
+
+def _rate_rule(group: dict[str, Any], wanted: str | None) -> dict[str, Any]:
+    rules = [r for r in group.get("Rules", []) if "RateBasedStatement" in r.get("Statement", {})]
+    names = ", ".join(f"`{r['Name']}`" for r in rules) or "none"
+    if wanted:
+        for rule in rules:
+            if rule["Name"] == wanted:
+                return rule
+        raise CommandError(f"Rule group `{group['Name']}` has no rate-based rule `{wanted}` (aws.waf_rule); "
+                           f"its rate-based rules: {names}.")
+    if len(rules) != 1:
+        raise CommandError(f"Rule group `{group['Name']}` has {len(rules)} rate-based rules ({names}); set "
+                           "aws.waf_rule to the one `waf rate-limit` should change.")
+    return rules[0]
+
+
+@command(
+    "waf rate-limit",
+    summary="Set the WAF rate-based rule's limit (requests per 5 minutes per IP), after approval.",
+    area="Security", args=[pos("LIMIT", whole_number, f"requests per 5-minute window, {WAF_MIN} to {WAF_MAX:,}")],
+    kind=Kind.change, role=Role.operator, example="/cf waf rate-limit 1000", needs=["aws"],
+)
+async def waf_rate_limit(ctx: Context, limit: int) -> Change:
+    if not WAF_MIN <= limit <= WAF_MAX:
+        raise CommandError(f"LIMIT must be between {WAF_MIN} and {WAF_MAX:,} (WAFv2's bounds); {limit} is not.")
+    name, scope = cfg(ctx).waf_rule_group, cfg(ctx).waf_scope
+    if not name:
+        raise CommandError("No WAF rule group is configured: set aws.waf_rule_group to the group holding the "
+                           "rate-based rule.")
+    summary = await aws(ctx).find_rule_group(name, scope)
+    if summary is None:
+        raise CommandError(f"WAF rule group `{name}` ({scope}) was not found.")
+    group, _ = await aws(ctx).rule_group(name, scope, summary["Id"])
+    rule = _rate_rule(group, cfg(ctx).waf_rule)
+    current = int(rule["Statement"]["RateBasedStatement"]["Limit"])
+    warnings = [f"The limit is already {current:,}; approving changes nothing."] if current == limit else []
+
+    async def apply() -> Outcome:
+        fresh, token = await aws(ctx).rule_group(name, scope, summary["Id"])
+        target = _rate_rule(fresh, cfg(ctx).waf_rule)
+        before = int(target["Statement"]["RateBasedStatement"]["Limit"])
+        target["Statement"]["RateBasedStatement"]["Limit"] = limit
+        await aws(ctx).update_rule_group(fresh, scope, token)
+        again, _ = await aws(ctx).rule_group(name, scope, summary["Id"])
+        after = int(_rate_rule(again, cfg(ctx).waf_rule)["Statement"]["RateBasedStatement"]["Limit"])
+        return Outcome(before=f"{before:,} requests / 5 min per IP", after=f"{after:,} requests / 5 min per IP")
+
+    return Change(summary=f"Set WAF rule {rule['Name']} in {name} to {limit:,} requests / 5 min",
+                  current=f"{current:,} requests / 5 min per IP ({rule['Name']})",
+                  desired=f"{limit:,} requests / 5 min per IP", apply=apply, target=f"waf/{name}/{rule['Name']}",
+                  warnings=warnings)
