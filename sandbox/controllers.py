@@ -185,7 +185,12 @@ class Controllers:
         """Node health feeds pod readiness; any node change may free pending pods or need DS pods."""
         node = self.store.get(self.rt("Node"), "", name)
         pods = self.store.list(self.rt("Pod"))
-        if node is not None:
+        if node is None:  # the pod garbage collector: pods bound to a deleted node go
+            for pod in pods:
+                if pod["spec"].get("nodeName") == name:
+                    self.delete_pod(pod)
+            pods = self.store.list(self.rt("Pod"))
+        else:
             ready, now = podlib.node_ready(node), rfc3339(self.store.now())
             for pod in pods:
                 if pod["spec"].get("nodeName") == name and podlib.pod_ready(pod) != ready:

@@ -303,16 +303,18 @@ def reconcile_daemon_set(ctl: Controllers, namespace: str, name: str) -> None:
     selector = dig(ds, "spec", "template", "spec", "nodeSelector", default={})
     wanted = {n for n, node in nodes.items()
               if all(dig(node, "metadata", "labels", k) == v for k, v in selector.items())}
-    pods = _owned_alive(ctl, ds, "Pod")
+    revision_hash = template_hash(semantic(ds["spec"]["template"]))
     by_node: dict[str, list[dict[str, Any]]] = {}
-    for pod in pods:
-        by_node.setdefault(pod["spec"].get("nodeName", ""), []).append(pod)
-    for node_name, node_pods in by_node.items():
-        extra = node_pods if node_name not in wanted else node_pods[1:]
-        for pod in extra:
-            ctl.delete_pod(pod)
+    for pod in _owned_alive(ctl, ds, "Pod"):
+        outdated = dig(pod, "metadata", "labels", "controller-revision-hash") != revision_hash
+        if outdated or pod["spec"].get("nodeName") not in wanted or pod["spec"].get("nodeName") in by_node:
+            ctl.delete_pod(pod)  # a template change rolls every node's pod; strays and doubles go
+            ctl.recorder.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
+                                "daemonset")
+        else:
+            by_node[pod["spec"]["nodeName"]] = [pod]
     ref = owner_ref(ds, "apps/v1", "DaemonSet")
-    labels = {"controller-revision-hash": template_hash(ds["spec"]["template"]),
+    labels = {"controller-revision-hash": revision_hash,
               "pod-template-generation": str(ds["metadata"].get("generation", 1))}
     for node_name in sorted(wanted - set(by_node)):
         pod = podlib.from_template(ds["spec"]["template"], _unique_pod_name(ctl, namespace, name),

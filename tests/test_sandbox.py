@@ -285,6 +285,21 @@ def test_apply_twice_then_delete(cluster: Served, tmp_path: Path) -> None:
     assert gone.stderr.strip() == 'Error from server (NotFound): configmaps "feature-flags" not found'
 
 
+def test_daemonset_rollout_and_service_endpoints(cluster: Served) -> None:
+    before = {p["NAME"] for p in table(cluster.out("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy"))}
+    cluster.out("rollout", "restart", "daemonset/kube-proxy", "-n", "kube-system")
+    assert "successfully rolled out" in cluster.out("rollout", "status", "ds/kube-proxy", "-n", "kube-system")
+    after = table(cluster.out("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy", "-o", "wide"))
+    assert len(after) == 3 and not before & {p["NAME"] for p in after}
+    assert {p["NODE"] for p in after} == {NODE_A, NODE_B, NODE_C}
+
+    pod_ips = {p["IP"] for p in pods_of(cluster, "graphql-api")}
+    endpoints = json.loads(cluster.out("get", "endpoints", "graphql-api", "-o", "json"))["subsets"][0]
+    assert {a["ip"] for a in endpoints["addresses"]} == pod_ips and endpoints["ports"][0]["port"] == 4000
+    described = cluster.out("describe", "service", "graphql-api")
+    assert re.search(r"Endpoints:\s+(\S+:4000,?){3}", described)
+
+
 def test_delete_deployment_cascades(cluster: Served) -> None:
     cluster.out("delete", "deployment", "collaboration-editor")
     assert cluster.out("get", "rs", "-l", "app=collaboration-editor", "-o", "name") == ""
@@ -442,6 +457,17 @@ async def test_discovery_tables_and_watch_over_http() -> None:
                 events = [json.loads(line) for line in (await resp.text()).splitlines()]
             assert [e["type"] for e in events] == ["ADDED"] * 3
             assert sandbox.api_calls == calls + 1
+
+            async with http.get("/api/v1/namespaces/collaboration/pods") as resp:
+                listed = await resp.json()
+            scale = "/apis/apps/v1/namespaces/collaboration/deployments/graphql-api/scale"
+            async with http.patch(scale, data=json.dumps({"spec": {"replicas": 2}}),
+                                  headers={"Content-Type": "application/merge-patch+json"}) as resp:
+                assert (await resp.json())["spec"]["replicas"] == 2
+            params["resourceVersion"] = listed["metadata"]["resourceVersion"]
+            async with http.get("/api/v1/namespaces/collaboration/pods", params=params) as resp:
+                events = [json.loads(line) for line in (await resp.text()).splitlines()]
+            assert [e["type"] for e in events] == ["DELETED"]  # only what happened since the list
     finally:
         await sandbox.stop()
 
@@ -483,6 +509,9 @@ def test_node_not_ready_scenario(make_cluster: Callable[..., Served]) -> None:
     assert ready["status"] in ("False", "Unknown")
     on_node = table(cluster.out("get", "pods", "-A", "--field-selector", f"spec.nodeName={NODE_C}"))
     assert on_node and {p["READY"] for p in on_node} == {"0/1"}
+    endpoints = json.loads(cluster.out("get", "endpoints", "graphql-api", "-o", "json"))["subsets"][0]
+    assert [a["nodeName"] for a in endpoints["notReadyAddresses"]] == [NODE_C]
+    assert len(endpoints["addresses"]) == 2
     cluster.out("scale", "deployment", "collaboration-editor", "--replicas=5")
     assert NODE_C not in {p["NODE"] for p in pods_of(cluster, "collaboration-editor") if p["AGE"].endswith("s")}
 
