@@ -169,10 +169,10 @@ def container_log(pod: dict[str, Any], container: str | None, now: datetime, que
     if query.get("previous") in ("true", "1"):
         if not terminated:
             raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
-        start, end = parse_time(terminated["startedAt"]), parse_time(terminated["finishedAt"])
+        start, end = parse_time(terminated["startedAt"]) or now, parse_time(terminated["finishedAt"]) or now
         lines = _lines(pod, container, start, end, seed, terminated.get("reason") == "OOMKilled")
     elif dig(cs, "state", "waiting") and terminated:
-        start, end = parse_time(terminated["startedAt"]), parse_time(terminated["finishedAt"])
+        start, end = parse_time(terminated["startedAt"]) or now, parse_time(terminated["finishedAt"]) or now
         lines = _lines(pod, container, start, end, seed + 1, terminated.get("reason") == "OOMKilled")
     else:
         started = parse_time(dig(cs, "state", "running", "startedAt") or dig(pod, "status", "startTime"))

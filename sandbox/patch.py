@@ -156,7 +156,8 @@ def _smp_map(original: dict[str, Any], patch: dict[str, Any], path: tuple[str, .
     if directive == "delete":
         return None
     if directive == "replace":
-        return _strip({k: v for k, v in patch.items() if k != "$patch"})
+        replaced: dict[str, Any] = _strip({k: v for k, v in patch.items() if k != "$patch"})
+        return replaced
     result = original
     retain = patch.get("$retainKeys")
     for key, value in patch.items():

@@ -38,10 +38,8 @@ class IpPool:
 
 
 def node_condition(node: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for cond in dig(node, "status", "conditions", default=[]):
-        if cond.get("type") == type_:
-            return cond
-    return None
+    conditions: list[dict[str, Any]] = dig(node, "status", "conditions", default=[])
+    return next((c for c in conditions if c.get("type") == type_), None)
 
 
 def node_ready(node: dict[str, Any]) -> bool:
@@ -90,7 +88,7 @@ def from_template(template: dict[str, Any], name: str, namespace: str, owner_ref
                   extra_labels: dict[str, str]) -> dict[str, Any]:
     tmpl = copy.deepcopy(template)
     md = tmpl.get("metadata") or {}
-    pod = {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {

@@ -112,7 +112,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _fields(data: bytes) -> list[tuple[int, Any]]:
     """(field number, raw value): ints for varints, bytes for length-delimited; fixed widths skipped."""
-    out, pos = [], 0
+    out: list[tuple[int, Any]] = []
+    pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7

@@ -118,12 +118,14 @@ def match_label_selector(selector: dict[str, Any] | None, labels: dict[str, str]
             return False
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        ok = {
-            "In": lambda k=key, v=values: labels.get(k) in v,
-            "NotIn": lambda k=key, v=values: labels.get(k) not in v,
-            "Exists": lambda k=key: k in labels,
-            "DoesNotExist": lambda k=key: k not in labels,
-        }[op]()
+        if op == "In":
+            ok = labels.get(key) in values
+        elif op == "NotIn":
+            ok = labels.get(key) not in values
+        elif op == "Exists":
+            ok = key in labels
+        else:  # DoesNotExist
+            ok = key not in labels
         if not ok:
             return False
     return True

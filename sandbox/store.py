@@ -27,6 +27,8 @@ from .resources import Registry, ResourceType
 from .util import random_suffix, rfc3339
 
 HISTORY = 50_000
+Obj = dict[str, Any]
+Objects = list[Obj]  # module-level aliases: inside Store, `list` names the method
 
 
 def clone(obj: Any) -> Any:
@@ -41,6 +43,11 @@ class Change:
     rt: ResourceType
     obj: dict[str, Any]
     old: dict[str, Any] | None
+
+
+Changes = list[Change]
+Dependents = list[tuple[ResourceType, Obj]]
+Backlog = list[tuple[str, Obj]]
 
 
 @dataclass(eq=False)
@@ -83,7 +90,7 @@ class Store:
         self._frozen: datetime | None = None
         self._dropped_upto = 0
         self.history: deque[Change] = deque(maxlen=HISTORY)
-        self.dirty: list[Change] = []
+        self.dirty: Changes = []
         self._watchers: dict[tuple[str, str, str], set[Watcher]] = {}
 
     # --- time and ids --------------------------------------------------------------------
@@ -113,13 +120,13 @@ class Store:
             raise errors.not_found(rt.qualified, name)
         return obj
 
-    def list(self, rt: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(self, rt: ResourceType, namespace: str | None = None) -> Objects:
         spaces = self._data.get(rt.key, {})
         if namespace:
             return list(spaces.get(namespace, {}).values())
         return [obj for space in spaces.values() for obj in space.values()]
 
-    def owned_by(self, uid: str, rt: ResourceType | None = None) -> list[dict[str, Any]]:
+    def owned_by(self, uid: str, rt: ResourceType | None = None) -> Objects:
         found = []
         for key, namespace, name in sorted(self._owned.get(uid, ())):
             if rt is not None and key != rt.key:
@@ -129,7 +136,7 @@ class Store:
                 found.append(obj)
         return found
 
-    def dependents(self, uid: str) -> list[tuple[ResourceType, dict[str, Any]]]:
+    def dependents(self, uid: str) -> Dependents:
         out = []
         for key, namespace, name in sorted(self._owned.get(uid, ())):
             obj = self._data.get(key, {}).get(namespace, {}).get(name)
@@ -216,8 +223,9 @@ class Store:
 
     # --- watches -------------------------------------------------------------------------
 
-    def watch(self, watcher: Watcher, since: int | None) -> list[tuple[str, dict[str, Any]]]:
+    def watch(self, watcher: Watcher, since: int | None) -> Backlog:
         """Register `watcher`; return the events it missed since `since` (None: current state)."""
+        backlog: Backlog
         if since is None:
             backlog = [("ADDED", obj) for obj in self.list(watcher.rt, watcher.namespace)
                        if watcher.matches(obj)]
@@ -234,7 +242,7 @@ class Store:
         self._watchers.setdefault(watcher.rt.key, set()).add(watcher)
         return backlog
 
-    def _changes_after(self, since: int) -> list[Change]:
+    def _changes_after(self, since: int) -> Changes:
         if not self.history or since >= self.history[-1].rv:
             return []
         out = []

@@ -120,15 +120,9 @@ def dig(obj: Any, *path: str, default: Any = None) -> Any:
     return obj
 
 
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj.setdefault("metadata", {})
-
-
 def controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
-    for ref in dig(obj, "metadata", "ownerReferences", default=[]):
-        if ref.get("controller"):
-            return ref
-    return None
+    refs: list[dict[str, Any]] = dig(obj, "metadata", "ownerReferences", default=[])
+    return next((ref for ref in refs if ref.get("controller")), None)
 
 
 def owner_ref(owner: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:

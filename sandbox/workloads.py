@@ -34,7 +34,7 @@ def revision(obj: dict[str, Any]) -> int:
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
-    tmpl = clone(template)
+    tmpl: dict[str, Any] = clone(template)
     labels = dig(tmpl, "metadata", "labels")
     if labels:
         labels.pop(HASH_LABEL, None)
@@ -43,7 +43,7 @@ def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
 
 def _same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """The controller's EqualIgnoreHash: equal once the hash label and empty fields are ignored."""
-    return semantic(_without_hash(a)) == semantic(_without_hash(b))
+    return bool(semantic(_without_hash(a)) == semantic(_without_hash(b)))
 
 
 def _percent_or_int(value: Any, total: int, round_up: bool) -> int:
@@ -54,8 +54,8 @@ def _percent_or_int(value: Any, total: int, round_up: bool) -> int:
 
 
 def _owned_alive(ctl: Controllers, owner: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [o for o in ctl.store.owned_by(owner["metadata"]["uid"], ctl.rt(kind))
-            if controller_ref(o) and controller_ref(o)["uid"] == owner["metadata"]["uid"]]
+    uid = owner["metadata"]["uid"]
+    return [o for o in ctl.store.owned_by(uid, ctl.rt(kind)) if (controller_ref(o) or {}).get("uid") == uid]
 
 
 # --- Deployment --------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def _create_replica_set(ctl: Controllers, dep: dict[str, Any], template: dict[st
     desired = dep["spec"].get("replicas", 1)
     surge = _percent_or_int(dig(dep, "spec", "strategy", "rollingUpdate", "maxSurge", default="25%"),
                             desired, round_up=True)
-    rs = {
+    rs: dict[str, Any] = {
         "metadata": {
             "name": name,
             "namespace": md["namespace"],
