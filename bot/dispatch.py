@@ -32,7 +32,6 @@ from commands.base import Change, CommandSpec, Context, Kind, Registry, Reply, R
 log = logging.getLogger(__name__)
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
-command_var: ContextVar[str] = ContextVar("command", default="unknown")
 IncidentLookup = Callable[[str], Awaitable[str | None]]
 
 COMMAND_TIMEOUT = 120.0
@@ -99,19 +98,16 @@ class Dispatcher:
     async def handle(self, origin: Origin, text: str) -> None:
         """Run one `/cf` request end to end. Never raises: every failure becomes an answer."""
         request_id_var.set(uuid.uuid4().hex[:8])
-        command_var.set("unknown")
+        seen = {"command": "unknown"}  # filled in by _handle as soon as the command is known
         try:
-            outcome = await asyncio.wait_for(self._handle(origin, text), timeout=COMMAND_TIMEOUT)
+            outcome = await asyncio.wait_for(self._handle(origin, text, seen), timeout=COMMAND_TIMEOUT)
         except Exception as exc:
             outcome = "error"
             await self._say(origin, user_message(exc, request_id_var.get()))
-        self._count(outcome)
-
-    def _count(self, outcome: str) -> None:
         if self.on_command is not None:
-            self.on_command(command_var.get(), outcome)
+            self.on_command(seen["command"], outcome)
 
-    async def _handle(self, origin: Origin, text: str) -> str:
+    async def _handle(self, origin: Origin, text: str, seen: dict[str, str]) -> str:
         """Returns the outcome for metrics: ok, requested, usage, unknown, refused."""
         try:
             tokens = split_text(text)
@@ -123,7 +119,7 @@ class Dispatcher:
             await self._unknown(origin, tokens)
             return "unknown"
         spec, rest = resolved
-        command_var.set(spec.title)
+        seen["command"] = spec.title
         try:
             args = spec.parse(rest)
         except UsageError as exc:

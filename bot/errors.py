@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from bot.messenger import DeliveryError
 from bot.store import StoreUnavailable
 from commands.args import UsageError
 from commands.base import CommandError
@@ -30,6 +31,9 @@ def user_message(exc: BaseException, request_id: str | None = None) -> str:
         return f":warning: {exc.system}: {exc.message}"
     if isinstance(exc, StoreUnavailable):
         return ":warning: The audit store is unavailable, so no change can be requested or run right now."
+    if isinstance(exc, DeliveryError):
+        log.error("slack refused an answer", extra={"method": exc.method, "error": exc.code})
+        return f":warning: Slack did not accept the answer ({exc.method}: {exc.code}); it has been logged."
     if isinstance(exc, TimeoutError):
         return ":warning: The command timed out before it finished."
     error_id = request_id or new_error_id()
