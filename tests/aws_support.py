@@ -1,6 +1,6 @@
 """Fixtures and helpers for the AWS suites: one AWS sandbox (moto behind its front) per test module.
 
-Import the fixtures into a test module (`from tests.aws_support import aws_bot, aws_client, aws_sandbox`).
+Bind the fixtures in a test module (`aws_sandbox, aws_bot = aws_support.aws_sandbox, aws_support.aws_bot`).
 The bot reaches the sandbox only through `AWS_ENDPOINT_URL` and dummy credentials in the
 environment, exactly as boto3 would anywhere else.
 """

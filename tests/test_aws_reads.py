@@ -6,8 +6,12 @@ from typing import Any
 
 from commands.base import Context
 from commands.checks import STATUS_CHECKS, run_checks
-from tests.aws_support import aws_bot, aws_client, aws_sandbox, last_reply, private  # noqa: F401
+from tests import aws_support
+from tests.aws_support import last_reply, private
 from tests.harness import VIEWER
+
+# the module's fixtures: one AWS sandbox for the module, a fresh bot per test
+aws_sandbox, aws_client, aws_bot = aws_support.aws_sandbox, aws_support.aws_client, aws_support.aws_bot
 
 
 async def test_cluster_shows_status_version_and_node_group_scaling(aws_bot) -> None:  # type: ignore[no-untyped-def]
