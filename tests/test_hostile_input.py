@@ -8,7 +8,6 @@ import json
 import urllib.parse
 
 import aiohttp
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
