@@ -153,6 +153,19 @@ def _lines(pod: dict[str, Any], container: str, start: datetime, end: datetime,
 def container_log(pod: dict[str, Any], container: str | None, now: datetime, query: dict[str, str],
                   seed: int = 0) -> str:
     """The text `kubectl logs` prints, honouring previous, tailLines, sinceSeconds, timestamps, limitBytes."""
+    return _select(container_lines(pod, container, now, query, seed), now, query)
+
+
+def follow_text(pod: dict[str, Any], container: str | None, after: datetime, now: datetime,
+                query: dict[str, str], seed: int = 0) -> str:
+    """The lines written in (after, now]: what `kubectl logs -f` receives next."""
+    lines = [line for line in container_lines(pod, container, now, query, seed) if after < line[0] <= now]
+    return _format(lines, query)
+
+
+def container_lines(pod: dict[str, Any], container: str | None, now: datetime, query: dict[str, str],
+                    seed: int = 0) -> list[tuple[datetime, str]]:
+    """All (timestamp, line) pairs of the requested container instance, with the API's errors."""
     name = pod["metadata"]["name"]
     names = [c["name"] for c in pod["spec"].get("containers") or []]
     if not container:
@@ -170,14 +183,12 @@ def container_log(pod: dict[str, Any], container: str | None, now: datetime, que
         if not terminated:
             raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
         start, end = parse_time(terminated["startedAt"]) or now, parse_time(terminated["finishedAt"]) or now
-        lines = _lines(pod, container, start, end, seed, terminated.get("reason") == "OOMKilled")
-    elif dig(cs, "state", "waiting") and terminated:
+        return _lines(pod, container, start, end, seed, terminated.get("reason") == "OOMKilled")
+    if dig(cs, "state", "waiting") and terminated:
         start, end = parse_time(terminated["startedAt"]) or now, parse_time(terminated["finishedAt"]) or now
-        lines = _lines(pod, container, start, end, seed + 1, terminated.get("reason") == "OOMKilled")
-    else:
-        started = parse_time(dig(cs, "state", "running", "startedAt") or dig(pod, "status", "startTime"))
-        lines = _lines(pod, container, started or now, now, seed, False)
-    return _select(lines, now, query)
+        return _lines(pod, container, start, end, seed + 1, terminated.get("reason") == "OOMKilled")
+    started = parse_time(dig(cs, "state", "running", "startedAt") or dig(pod, "status", "startTime"))
+    return _lines(pod, container, started or now, now, seed, False)
 
 
 def _select(lines: list[tuple[datetime, str]], now: datetime, query: dict[str, str]) -> str:
@@ -190,8 +201,12 @@ def _select(lines: list[tuple[datetime, str]], now: datetime, query: dict[str, s
     if query.get("tailLines") not in (None, ""):
         tail = int(query["tailLines"])
         lines = lines[-tail:] if tail > 0 else []
-    timestamps = query.get("timestamps") in ("true", "1")
-    text = "".join(f"{rfc3339_nano(ts)} {body}\n" if timestamps else f"{body}\n" for ts, body in lines)
+    text = _format(lines, query)
     if query.get("limitBytes"):
         text = text.encode()[: int(query["limitBytes"])].decode(errors="ignore")
     return text
+
+
+def _format(lines: list[tuple[datetime, str]], query: dict[str, str]) -> str:
+    timestamps = query.get("timestamps") in ("true", "1")
+    return "".join(f"{rfc3339_nano(ts)} {body}\n" if timestamps else f"{body}\n" for ts, body in lines)

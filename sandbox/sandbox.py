@@ -61,7 +61,7 @@ class Sandbox:
     async def stop(self) -> None:
         if self._runner is None:
             return
-        self.cluster.store.close_watches()
+        self.server.shutdown()
         await self._runner.cleanup()
         self._runner = None
 

@@ -11,6 +11,7 @@ falls back when the answer is plain `application/json`. OpenAPI v3 is a stub ind
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -21,6 +22,7 @@ from aiohttp import web
 from . import errors, openapi, printing, protobuf
 from .api import Api, ResourceRequest
 from .cluster import Cluster
+from .logs import follow_text
 from .selectors import field_selector_predicate, label_selector_predicate
 from .store import Watcher
 from .subresources import Subresources
@@ -49,6 +51,12 @@ class Server:
         self.subresources = Subresources(self.api)
         self.api_calls = 0
         self.url = ""
+        self._closing = asyncio.Event()
+
+    def shutdown(self) -> None:
+        """End every open watch and log follow, so the HTTP server can stop promptly."""
+        self._closing.set()
+        self.cluster.store.close_watches()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 2**20)
@@ -148,6 +156,8 @@ class Server:
                 raise errors.path_not_found()
             if VERB_BY_METHOD.get(method) not in sub.verbs:
                 raise errors.method_not_allowed()
+            if req.sub == "log" and req.query.get("follow") in ("true", "1"):
+                return await self._follow_log(request, req)
             status, payload = self._subresource(req)
         elif rt.group == "metrics.k8s.io":
             if method != "GET":
@@ -186,6 +196,35 @@ class Server:
         if req.rt.namespaced and not req.namespace and req.method != "GET":
             raise errors.path_not_found()
         return handlers[req.method](req)
+
+    # --- streams -----------------------------------------------------------------------
+
+    async def _follow_log(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
+        """`logs -f`: what is there now, then each second's new lines until the client or we go."""
+        _, text = self.subresources.log(req)
+        store = self.cluster.store
+        last = store.now()
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            await response.write(text.encode())
+            while not self._closing.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), 1.0)
+                pod = store.get(req.rt, req.namespace, req.name)
+                if pod is None or request.transport is None or request.transport.is_closing():
+                    break
+                now = store.now()
+                chunk = follow_text(pod, req.query.get("container"), last, now, req.query, self.cluster.seed)
+                last = now
+                if chunk:
+                    await response.write(chunk.encode())
+        except ConnectionResetError:
+            return response
+        if request.transport is not None and not request.transport.is_closing():
+            await response.write_eof()
+        return response
 
     # --- watch ---------------------------------------------------------------------------
 

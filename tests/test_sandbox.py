@@ -472,6 +472,28 @@ async def test_discovery_tables_and_watch_over_http() -> None:
         await sandbox.stop()
 
 
+async def test_log_follow_streams_new_lines_until_stop() -> None:
+    sandbox = Sandbox()
+    url = await sandbox.start()
+    pods = sandbox.cluster.store.list(sandbox.cluster.rt("Pod"), "collaboration")
+    pod = next(p["metadata"]["name"] for p in pods if p["metadata"]["labels"]["app"] == "collaboration-editor")
+    http = aiohttp.ClientSession(url)
+    try:
+        path = f"/api/v1/namespaces/collaboration/pods/{pod}/log"
+        async with http.get(path, params={"follow": "true", "tailLines": "1"}) as resp:
+            first = await resp.content.readline()
+            assert b'"GET ' in first
+            fresh = await asyncio.wait_for(resp.content.readline(), 10)  # the editor logs every ~4s
+            assert b'"GET ' in fresh and fresh != first
+            started = time.monotonic()
+            await sandbox.stop()
+            assert await asyncio.wait_for(resp.content.read(), 5) is not None
+            assert time.monotonic() - started < 3
+    finally:
+        await http.close()
+        await sandbox.stop()
+
+
 # --- scenarios ------------------------------------------------------------------------------------
 
 
