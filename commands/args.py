@@ -282,3 +282,40 @@ def rds_identifier(raw: str) -> str:
         raise ValueError(f"`{_clip(raw)}` is not a valid RDS identifier (1-63 letters, digits and hyphens, "
                          "starting with a letter, no two hyphens in a row, not ending with a hyphen).")
     return value
+
+
+def regex(raw: str) -> str:
+    """A Python regular expression (grep-style search), checked here so a typo is a usage error."""
+    value = raw.strip()
+    if not value or len(value) > 200:
+        raise ValueError("must be a pattern of 1 to 200 characters.")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"`{_clip(raw)}` is not a valid regular expression ({exc}).") from None
+    return value
+
+
+_NARROWEST_BROAD = {4: 8, 6: 32}  # prefixes shorter than these cover a continent, not an attacker
+
+
+def blockable_cidr(raw: str) -> str:
+    """An IP or CIDR precise enough to block: host bits unset, and no 0.0.0.0/0-like ranges."""
+    text = raw.strip()
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"`{_clip(raw)}` is not an IP address or CIDR block (example: 203.0.113.7/32).") from None
+    narrowest = _NARROWEST_BROAD[net.version]
+    if net.prefixlen < narrowest:
+        raise ValueError(
+            f"`{net}` covers {net.num_addresses:,} addresses; blocks wider than /{narrowest} are refused "
+            "(they would cut off legitimate traffic, or everyone)."
+        )
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        host = text.split("/", 1)[0]
+        raise ValueError(f"`{_clip(raw)}` has host bits set; did you mean `{net}` (the whole block) "
+                         f"or `{host}` (one address)?") from None
+    return str(net)

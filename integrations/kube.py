@@ -27,8 +27,28 @@ from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound,
 
 SYSTEM = "Kubernetes"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+REDACTED = "<redacted>"  # not valid base64, so a restored backup cannot write it into a real Secret
 
 Obj = dict[str, Any]
+
+# kind -> (API attribute, namespaced list method): the kinds `list_objects` serves. Secrets are
+# deliberately absent: they are only read through `list_secrets`, which redacts them.
+_LISTS: dict[str, tuple[str, str]] = {
+    "Deployment": ("apps", "list_namespaced_deployment"),
+    "ReplicaSet": ("apps", "list_namespaced_replica_set"),
+    "Service": ("core", "list_namespaced_service"),
+    "ConfigMap": ("core", "list_namespaced_config_map"),
+    "PersistentVolumeClaim": ("core", "list_namespaced_persistent_volume_claim"),
+    "Ingress": ("networking", "list_namespaced_ingress"),
+    "NetworkPolicy": ("networking", "list_namespaced_network_policy"),
+    "HorizontalPodAutoscaler": ("autoscaling", "list_namespaced_horizontal_pod_autoscaler"),
+    "PodDisruptionBudget": ("policy", "list_namespaced_pod_disruption_budget"),
+}
+
+
+class EvictionBlocked(Conflict):
+    """The API server answered 429 to an eviction: a disruption budget forbids it for now; retry later."""
 
 
 class Kube:
@@ -40,6 +60,9 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
+        self.autoscaling = client.AutoscalingV2Api(api_client)
+        self.policy = client.PolicyV1Api(api_client)
         self.calls = 0
 
     @classmethod
@@ -62,8 +85,8 @@ class Kube:
 
     # --- calls -----------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
-        """Run one API call in a thread with a timeout; decode JSON; map errors to one line."""
+    async def _call(self, fn: Callable[..., Any], *args: Any, what: str, text: bool = False, **kwargs: Any) -> Any:
+        """Run one API call in a thread with a timeout; decode JSON (or text: logs); map errors to one line."""
         kwargs.setdefault("_request_timeout", (min(3.0, self.timeout), self.timeout))
         kwargs["_preload_content"] = False
         self.calls += 1
@@ -74,6 +97,8 @@ class Kube:
                 data = resp.data
             finally:
                 resp.release_conn()
+            if text:
+                return data.decode("utf-8", "replace")
             if not data:
                 return {}
             ctype = resp.headers.get("Content-Type", "") if resp.headers else ""
@@ -166,6 +191,116 @@ class Kube:
             )
         )
 
+    # --- triage reads (issue 3) ------------------------------------------------------------
+
+    async def get_pod(self, namespace: str, name: str) -> Obj:
+        return dict(await self._call(self.core.read_namespaced_pod, name, namespace, what=f"pod {namespace}/{name}"))
+
+    async def list_events(self, namespace: str | None, field_selector: str = "") -> list[Obj]:
+        """Events in one namespace (None: all), optionally narrowed to one object by a field selector."""
+        if namespace is None:
+            data = await self._call(self.core.list_event_for_all_namespaces, field_selector=field_selector,
+                                    what="list events in all namespaces")
+        else:
+            data = await self._call(self.core.list_namespaced_event, namespace, field_selector=field_selector,
+                                    what=f"list events in {namespace}")
+        return list(data.get("items", []))
+
+    async def pod_log(
+        self, namespace: str, name: str, *, container: str | None = None, previous: bool = False,
+        tail: int | None = None, since_seconds: int | None = None, timestamps: bool = False,
+        limit_bytes: int | None = None,
+    ) -> str:
+        """`kubectl logs` for one container, as text (JSON log lines must not be decoded as JSON)."""
+        which = "previous log" if previous else "log"
+        return str(await self._call(
+            self.core.read_namespaced_pod_log, name, namespace, container=container, previous=previous or None,
+            tail_lines=tail, since_seconds=since_seconds, timestamps=timestamps or None, limit_bytes=limit_bytes,
+            what=f"{which} of pod {namespace}/{name}" + (f" container {container}" if container else ""), text=True,
+        ))
+
+    async def pod_metrics(self, namespace: str | None) -> list[Obj]:
+        """metrics.k8s.io PodMetrics (what `kubectl top pods` reads)."""
+        if namespace is None:
+            data = await self._call(self.custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "pods",
+                                    what="pod metrics")
+        else:
+            data = await self._call(self.custom.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1",
+                                    namespace, "pods", what=f"pod metrics in {namespace}")
+        return list(data.get("items", []))
+
+    async def node_metrics(self) -> list[Obj]:
+        data = await self._call(self.custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "nodes",
+                                what="node metrics")
+        return list(data.get("items", []))
+
+    async def list_objects(self, kind: str, namespace: str, label_selector: str = "") -> list[Obj]:
+        """One namespaced list of `kind` (see `_LISTS`); items carry apiVersion and kind, as in a backup."""
+        api_name, method = _LISTS[kind]
+        data = await self._call(getattr(getattr(self, api_name), method), namespace, label_selector=label_selector,
+                                what=f"list {kind} objects in {namespace}")
+        version = data.get("apiVersion", "v1")
+        items = list(data.get("items", []))
+        for item in items:
+            item.setdefault("apiVersion", version)
+            item.setdefault("kind", kind)
+        return items
+
+    async def list_secrets(self, namespace: str) -> list[Obj]:
+        """Secrets with every value replaced by REDACTED, here, before any command can see them."""
+        data = await self._call(self.core.list_namespaced_secret, namespace, what=f"list secrets in {namespace}")
+        return [redact_secret(item) for item in data.get("items", [])]
+
+    # --- changes (issue 3) ----------------------------------------------------------------
+
+    async def set_unschedulable(self, name: str, unschedulable: bool) -> Obj:
+        """`kubectl cordon` / `uncordon`: a patch of `spec.unschedulable`."""
+        body = {"spec": {"unschedulable": True if unschedulable else None}}
+        verb = "cordon" if unschedulable else "uncordon"
+        return dict(await self._call(self.core.patch_node, name, body, what=f"{verb} node {name}"))
+
+    async def evict_pod(self, namespace: str, name: str) -> None:
+        """POST pods/NAME/eviction (policy/v1); raises EvictionBlocked when a disruption budget says 429."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        await self._call(self.core.create_namespaced_pod_eviction, name, namespace, body,
+                         what=f"evict pod {namespace}/{name}")
+
+    async def patch_deployment(self, namespace: str, name: str, body: Obj | list[Obj]) -> Obj:
+        """A dict is a strategic merge patch, a list a JSON patch (the client picks the content type)."""
+        return dict(await self._call(self.apps.patch_namespaced_deployment, name, namespace, body,
+                                     what=f"patch deployment {namespace}/{name}"))
+
+    async def get_network_policy(self, namespace: str, name: str) -> Obj:
+        return dict(await self._call(self.networking.read_namespaced_network_policy, name, namespace,
+                                     what=f"network policy {namespace}/{name}"))
+
+    async def create_network_policy(self, namespace: str, body: Obj) -> Obj:
+        return dict(await self._call(self.networking.create_namespaced_network_policy, namespace, body,
+                                     what=f"create network policy in {namespace}"))
+
+    async def patch_network_policy(self, namespace: str, name: str, operations: list[Obj]) -> Obj:
+        """A JSON patch (the runbook's `kubectl patch --type=json`)."""
+        return dict(await self._call(self.networking.patch_namespaced_network_policy, name, namespace, operations,
+                                     what=f"patch network policy {namespace}/{name}"))
+
+
+def redact_secret(secret: Obj) -> Obj:
+    """A copy of a Secret with its values (data, stringData, last-applied annotation) replaced by REDACTED."""
+    out = dict(secret)
+    for key in ("data", "stringData"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: REDACTED for k in out[key]}
+    meta = dict(out.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    if LAST_APPLIED in annotations:
+        annotations[LAST_APPLIED] = REDACTED
+        meta["annotations"] = annotations
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    out.setdefault("apiVersion", "v1")
+    out.setdefault("kind", "Secret")
+    return out
+
 
 def _api_error(exc: ApiException, what: str) -> IntegrationError:
     message = _status_message(exc) or (exc.reason or "error")
@@ -174,11 +309,22 @@ def _api_error(exc: ApiException, what: str) -> IntegrationError:
         return NotFound(SYSTEM, f"{what}: not found.")
     if status in (401, 403):
         return Forbidden(SYSTEM, f"{what}: the bot is not allowed to do this ({message}).")
-    if status in (409, 422, 429):
+    if status == 429:
+        return EvictionBlocked(SYSTEM, f"{what}: {_cause(exc) or message}")
+    if status in (409, 422):
         return Conflict(SYSTEM, f"{what}: {message}")
     if status >= 500 or status == 0:
         return Unavailable(SYSTEM, f"{what}: the API server answered {status} ({message}).")
     return IntegrationError(SYSTEM, f"{what}: {message}")
+
+
+def _cause(exc: ApiException) -> str:
+    """The first `details.causes[].message` (a disruption budget names itself there)."""
+    try:
+        causes = json.loads(exc.body or "{}").get("details", {}).get("causes") or []
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    return str(causes[0].get("message", "")) if causes and isinstance(causes[0], dict) else ""
 
 
 def _status_message(exc: ApiException) -> str:
