@@ -8,6 +8,7 @@ shared server on 6379, which other suites use at the same time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -21,7 +22,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+import bot.demo_targets as demo_targets
 from bot.config import parse_settings
+from bot.demo import DemoEnv
 from bot.services import redis as build_redis
 from commands.base import Context
 from commands.checks import STATUS_CHECKS, run_checks
@@ -286,3 +289,13 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CF_TEST_TARGET_REDIS", "http://not-redis")
     with pytest.raises(IntegrationError, match="not a valid redis:// URL"):
         build_redis(settings)
+
+
+async def test_demo_part_without_a_reachable_server_is_not_configured(  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.delenv("CF_TARGET_REDIS_URL", raising=False)
+    monkeypatch.setattr(demo_targets, "LOCAL_REDIS", f"redis://127.0.0.1:{_free_port()}/0")
+    async with contextlib.AsyncExitStack() as stack:
+        part = await demo_targets.redis_part(DemoEnv(tmp_path, stack))
+    assert part.services == {} and "not configured" in part.note

@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
+import bot.demo_targets as demo_targets
 from bot.config import parse_settings
 from bot.demo import DemoEnv
 from bot.services import postgres as build_postgres
@@ -402,8 +403,6 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
 async def test_demo_part_without_a_reachable_server_is_not_configured(  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
-    import bot.demo_targets as demo_targets
-
     monkeypatch.delenv("CF_TARGET_DATABASE_URL", raising=False)
     monkeypatch.setattr(demo_targets, "LOCAL_POSTGRES", f"postgresql://postgres@127.0.0.1:{_closed_port()}/postgres")
     async with contextlib.AsyncExitStack() as stack:
