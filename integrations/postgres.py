@@ -178,13 +178,17 @@ class Postgres:
         return columns, tables
 
     async def find_table(self, schema: str | None, table: str) -> Row | None:
-        """The table (exact name; visible on the search path unless `schema` is given), with stats."""
+        """An application table (exact name; on the search path unless `schema` is given), with stats.
+
+        System catalogs are never found: the Database changes are for the product's own tables.
+        """
         found = await self.rows(
-            """SELECT n.nspname AS schema, c.relname AS table, c.reltuples::bigint AS rows,
+            r"""SELECT n.nspname AS schema, c.relname AS table, c.reltuples::bigint AS rows,
                       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyzed
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
                 WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'm')
+                  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%%'
                   AND (n.nspname = %s OR (%s::text IS NULL AND pg_table_is_visible(c.oid)))""",
             (table, schema, schema),
         )

@@ -266,9 +266,11 @@ async def test_create_index_concurrently_after_approval(dbbot: BotHarness, targe
 async def test_create_index_validates_table_and_column(dbbot: BotHarness) -> None:
     await dbbot.slash("db create-index nosuch owner_id", user=OPERATOR)
     await dbbot.slash("db create-index documents nosuch", user=OPERATOR)
+    await dbbot.slash("db create-index pg_catalog.pg_class relname", user=OPERATOR)
     said = " ".join(dbbot.private_texts())
     assert "Table `nosuch` was not found" in said and "`documents`" in said
     assert "has no column `nosuch`" in said and "`owner_id`" in said
+    assert "Table `pg_catalog.pg_class` was not found" in said
     assert dbbot.requests() == []
 
 
