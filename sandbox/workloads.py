@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from . import pods as podlib
+from .selectors import match_label_selector
 from .store import clone
 from .util import controller_ref, dig, owner_ref, random_suffix, rfc3339, semantic, template_hash
 
@@ -236,7 +237,7 @@ def reconcile_replica_set(ctl: Controllers, namespace: str, name: str) -> None:
     rs = ctl.store.get(ctl.rt("ReplicaSet"), namespace, name)
     if rs is None:
         return
-    pods = _owned_alive(ctl, rs, "Pod")
+    pods = _claim(ctl, rs, _owned_alive(ctl, rs, "Pod"))
     want = rs["spec"].get("replicas", 1)
     if len(pods) < want:
         ref = owner_ref(rs, "apps/v1", "ReplicaSet")
@@ -253,6 +254,23 @@ def reconcile_replica_set(ctl: Controllers, namespace: str, name: str) -> None:
             ctl.recorder.record(rs, "Normal", "SuccessfulDelete",
                                 f"Deleted pod: {pod['metadata']['name']}", "replicaset")
     _update_rs_status(ctl, namespace, name)
+
+
+def _claim(ctl: Controllers, rs: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Release pods relabelled out of the selector (quarantine): they stay, a replacement is made."""
+    kept = []
+    for pod in pods:
+        if match_label_selector(rs["spec"].get("selector"), pod["metadata"].get("labels") or {}):
+            kept.append(pod)
+            continue
+        released = clone(pod)
+        refs = [r for r in released["metadata"].get("ownerReferences", []) if r["uid"] != rs["metadata"]["uid"]]
+        if refs:
+            released["metadata"]["ownerReferences"] = refs
+        else:
+            released["metadata"].pop("ownerReferences", None)
+        ctl.store.update(ctl.rt("Pod"), released)
+    return kept
 
 
 def _unique_pod_name(ctl: Controllers, namespace: str, prefix: str) -> str:

@@ -300,6 +300,17 @@ def test_daemonset_rollout_and_service_endpoints(cluster: Served) -> None:
     assert re.search(r"Endpoints:\s+(\S+:4000,?){3}", described)
 
 
+def test_relabelled_pod_is_released_and_replaced(cluster: Served) -> None:
+    victim = pods_of(cluster, "graphql-api")[0]
+    cluster.out("label", "pod", victim["NAME"], "app=quarantined", "--overwrite")
+    pods = pods_of(cluster, "graphql-api")
+    assert len(pods) == 3 and victim["NAME"] not in {p["NAME"] for p in pods}
+    kept = json.loads(cluster.out("get", "pod", victim["NAME"], "-o", "json"))
+    assert "ownerReferences" not in kept["metadata"] and kept["status"]["phase"] == "Running"
+    endpoints = json.loads(cluster.out("get", "endpoints", "graphql-api", "-o", "json"))["subsets"][0]
+    assert victim["IP"] not in {a["ip"] for a in endpoints["addresses"]}
+
+
 def test_delete_deployment_cascades(cluster: Served) -> None:
     cluster.out("delete", "deployment", "collaboration-editor")
     assert cluster.out("get", "rs", "-l", "app=collaboration-editor", "-o", "name") == ""
