@@ -123,19 +123,35 @@ class AWS(_Section):
 
 
 class Alerts(_Section):
+    """Alertmanager's webhook and the bot's own scheduled checks (health SLA, RPO)."""
+
     token_env: str = "CF_ALERTS_TOKEN"  # env var holding the Alertmanager bearer token
-    declare_incident_on_critical: bool = False
+    declare_incident_on_critical: bool = False  # a firing alert with severity=critical declares an incident
+    critical_incident_severity: str = Field("sev2", pattern=r"^sev[1-4]$")  # severity of such an incident
+    aliases: dict[str, str] = Field(default_factory=dict)  # your alertname -> a built-in rule (see README)
+    max_alerts_per_request: int = Field(100, ge=1)  # a bigger webhook payload is refused with 400
+    health_check_seconds: float = Field(60, gt=0)  # how often the status checks run as the SLA check
+    health_samples: int = Field(20, ge=1, le=500)  # p95 of each check's latency over this many runs
+    rpo_check_seconds: float = Field(300, gt=0)  # how often the newest recovery point is checked
+    rpo_minutes: float = Field(15, gt=0)  # runbook: RPO 15 minutes
 
 
 class Statuspage(_Section):
+    """Atlassian Statuspage (REST API v1); the API key comes from env STATUSPAGE_API_KEY."""
+
     api_url: str = "https://api.statuspage.io/v1"
-    page_id: str | None = None
+    page_id: str | None = None  # unset: the statuspage commands say it is not configured
     components: dict[str, str] = Field(default_factory=dict)  # name -> component id
-    require_approval: bool = True
+    require_approval: bool = True  # public communication needs a second person by default
+    timeout_seconds: float = Field(10, gt=0)
 
 
 class PagerDuty(_Section):
+    """PagerDuty Events API v2; the routing key comes from env PAGERDUTY_ROUTING_KEY."""
+
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    source: str = "cf"  # the event's payload.source
+    timeout_seconds: float = Field(10, gt=0)
 
 
 class OncallEntry(_Section):
@@ -157,8 +173,26 @@ class Incidents(_Section):
     responders: list[str] = Field(default_factory=list)  # user ids or a user group invited to new channels
     reminder_minutes: dict[str, float] = Field(
         default_factory=lambda: {"sev1": 15.0, "sev2": 30.0, "sev3": 60.0, "sev4": 240.0}
-    )
-    oncall: list[OncallEntry] = Field(default_factory=_runbook_oncall)
+    )  # no update for this long -> a reminder in the incident channel
+    reminder_check_seconds: float = Field(60, gt=0)  # how often reminders are due-checked
+    oncall: list[OncallEntry] = Field(default_factory=_runbook_oncall)  # `oncall` and `page LEVEL`
+    private_channels: bool = False  # create incident channels as private channels
+
+    @field_validator("responders")
+    @classmethod
+    def _responder_ids(cls, ids: list[str]) -> list[str]:
+        for entry in ids:
+            if not (entry[:1] in ("U", "W", "S") and entry[1:].isalnum() and entry.isupper()):
+                raise ValueError(f"{entry!r} is not a Slack user id (U...) or user-group id (S...)")
+        return ids
+
+    @field_validator("reminder_minutes")
+    @classmethod
+    def _severities(cls, minutes: dict[str, float]) -> dict[str, float]:
+        for key, value in minutes.items():
+            if key not in ("sev1", "sev2", "sev3", "sev4") or value <= 0:
+                raise ValueError(f"{key}: expected sev1..sev4 with a positive number of minutes")
+        return minutes
 
 
 class Settings(_Section):

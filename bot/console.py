@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.messenger import Blocks, Origin
+from bot.messenger import Blocks, DeliveryError, Origin
 from commands.reply import File
 
 CHANNEL = "C0INCIDENT"
@@ -29,16 +29,23 @@ class ConsoleButton:
     action_id: str
     value: str
     message_ts: str
+    channel: str = CHANNEL
 
 
 @dataclass
 class ConsoleMessenger:
-    """Prints messages; remembers the buttons of messages that still show them."""
+    """Prints messages; remembers the buttons of messages that still show them.
+
+    Messages to other channels than #incident-response (incident channels) are printed with the
+    channel's name in front, and their buttons run in that channel when clicked.
+    """
 
     out: TextIO = sys.stdout
     names: dict[str, str] = field(default_factory=dict)
     files_dir: Path | None = None
     buttons: dict[str, list[ConsoleButton]] = field(default_factory=dict)
+    channels: dict[str, str] = field(default_factory=lambda: {CHANNEL: "incident-response"})
+    home: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ts: int = 0
 
     def _next_ts(self) -> str:
@@ -47,12 +54,13 @@ class ConsoleMessenger:
 
     async def post(self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
         ts = self._next_ts()
-        self._print(blocks, text, indent="    ↳ " if thread_ts else "", ts=ts)
+        self._print(blocks, text, indent=self._where(channel) + ("    ↳ " if thread_ts else ""), ts=ts,
+                    channel=channel)
         return ts
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
         self.buttons.pop(ts, None)
-        self._print(blocks, text, indent="  ✎ ", ts=ts, compact=True)
+        self._print(blocks, text, indent=self._where(channel) + "  ✎ ", ts=ts, compact=True, channel=channel)
 
     async def respond(self, origin: Origin, text: str, blocks: Blocks | None = None) -> None:
         self._print(blocks, text, indent="  (only you) ")
@@ -65,19 +73,61 @@ class ConsoleMessenger:
             path = self.files_dir / Path(file.filename).name
             path.write_bytes(file.content)
             where = f" → saved to {path}"
-        self.out.write(f"    ↳ 📎 {file.filename} ({lines} lines, {len(file.content)} bytes){where}\n")
+        self.out.write(f"{self._where(channel)}    ↳ 📎 {file.filename} ({lines} lines, {len(file.content)} bytes)"
+                       f"{where}\n")
         self.out.flush()
+
+    # channels and views --------------------------------------------------------------------------
+
+    def _where(self, channel: str) -> str:
+        return "" if channel == CHANNEL else f"#{self.channels.get(channel, channel)} │ "
+
+    def _say(self, line: str) -> None:
+        self.out.write(f"  {line}\n")
+        self.out.flush()
+
+    async def create_channel(self, name: str, private: bool = False) -> str:
+        if name in self.channels.values():
+            raise DeliveryError("name_taken", "conversations.create")
+        channel = f"C0INC{len(self.channels):04d}"
+        self.channels[channel] = name
+        self._say(f"+ channel #{name} created{' (private)' if private else ''}")
+        return channel
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        self._say(f"#{self.channels.get(channel, channel)} topic: {self.mrkdwn(topic)}")
+
+    async def set_purpose(self, channel: str, purpose: str) -> None:
+        self._say(f"#{self.channels.get(channel, channel)} purpose: {self.mrkdwn(purpose)}")
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        who = ", ".join("@" + self.names.get(u, u) for u in users)
+        self._say(f"#{self.channels.get(channel, channel)}: invited {who}")
+
+    async def pin(self, channel: str, ts: str) -> None:
+        self._say(f"📌 pinned in #{self.channels.get(channel, channel)}")
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        raise DeliveryError("not_supported_in_console", "views.open")
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self.home[user] = view
+
+    async def group_members(self, group: str) -> list[str]:
+        return []
 
     # drawing -----------------------------------------------------------------------------------
 
-    def _print(self, blocks: Blocks | None, text: str, indent: str = "", ts: str = "", compact: bool = False) -> None:
-        lines = self.draw(blocks, text, ts, compact)
+    def _print(self, blocks: Blocks | None, text: str, indent: str = "", ts: str = "", compact: bool = False,
+               channel: str = CHANNEL) -> None:
+        lines = self.draw(blocks, text, ts, compact, channel)
         pad = " " * len(indent)
         for i, line in enumerate(lines):
             self.out.write(f"{indent if i == 0 else pad}{line}\n")
         self.out.flush()
 
-    def draw(self, blocks: Blocks | None, text: str, ts: str = "", compact: bool = False) -> list[str]:
+    def draw(self, blocks: Blocks | None, text: str, ts: str = "", compact: bool = False,
+             channel: str = CHANNEL) -> list[str]:
         if not blocks:
             return self.mrkdwn(text).splitlines() or [""]
         lines: list[str] = []
@@ -99,16 +149,16 @@ class ConsoleMessenger:
             elif kind == "divider":
                 lines.append("-" * 40)
             elif kind == "actions":
-                lines.append(self._buttons(block, ts))
+                lines.append(self._buttons(block, ts, channel))
         return lines
 
-    def _buttons(self, block: dict[str, Any], ts: str) -> str:
+    def _buttons(self, block: dict[str, Any], ts: str, channel: str = CHANNEL) -> str:
         shown = []
         for el in block.get("elements", []):
             if el.get("type") != "button":
                 continue
             self.buttons.setdefault(ts, []).append(
-                ConsoleButton(el["text"]["text"], el["action_id"], el.get("value", ""), ts)
+                ConsoleButton(el["text"]["text"], el["action_id"], el.get("value", ""), ts, channel)
             )
             shown.append(f"[{self.number_of(ts, el['action_id'])}] {el['text']['text']}")
         return "  " + "   ".join(shown) + "   (type the number to click)"
@@ -127,6 +177,9 @@ class ConsoleMessenger:
         text = re.sub(r"<@([UW][A-Z0-9]+)>", lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
         text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+        text = re.sub(r"<#([CG][A-Z0-9]+)\|([^>]*)>", lambda m: "#" + (m.group(2) or self.channels.get(m.group(1), "")),
+                      text)
+        text = re.sub(r"<#([CG][A-Z0-9]+)>", lambda m: "#" + self.channels.get(m.group(1), m.group(1)), text)
         text = re.sub(r":[a-z_]+: ?", "", text)
         return html.unescape(text)
 
@@ -184,7 +237,7 @@ class ConsoleSession:
             self.out.write("  No button with that number is showing.\n")
             return
         button = buttons[number - 1]
-        origin = Origin(user=self.user, channel=CHANNEL, message_ts=button.message_ts)
+        origin = Origin(user=self.user, channel=button.channel, message_ts=button.message_ts)
         self.out.write(f"  ({self.prompt()[:-2]} clicked {button.label})\n")
         if button.action_id == "cf_approve":
             await self.approve(button.value, origin)

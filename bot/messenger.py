@@ -61,6 +61,27 @@ class Messenger(Protocol):
 
     async def upload(self, channel: str, thread_ts: str | None, file: File) -> None: ...
 
+    # channels and views (incidents, the modal, the Home tab) ------------------------------------
+
+    async def create_channel(self, name: str, private: bool = False) -> str:
+        """Create a channel; return its id. `DeliveryError("name_taken")` when the name is in use."""
+
+    async def set_topic(self, channel: str, topic: str) -> None: ...
+
+    async def set_purpose(self, channel: str, purpose: str) -> None: ...
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        """Invite users; people already in the channel are not an error."""
+
+    async def pin(self, channel: str, ts: str) -> None: ...
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None: ...
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
+
+    async def group_members(self, group: str) -> list[str]:
+        """The members of a user group (S...)."""
+
 
 def retry_handlers() -> list[Any]:
     return [
@@ -134,3 +155,39 @@ class SlackMessenger:
         except (SlackClientError, OSError, TimeoutError) as exc:
             log.error("slack upload failed", extra={"file": file.filename, "error": type(exc).__name__})
             raise DeliveryError(type(exc).__name__, "files_upload_v2") from None
+
+    async def create_channel(self, name: str, private: bool = False) -> str:
+        resp = await self._call("conversations.create", name=name, is_private=private)
+        return str(resp["channel"]["id"])
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        await self._call("conversations.setTopic", channel=channel, topic=topic[:250])
+
+    async def set_purpose(self, channel: str, purpose: str) -> None:
+        await self._call("conversations.setPurpose", channel=channel, purpose=purpose[:250])
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        if not users:
+            return
+        try:
+            await self._call("conversations.invite", channel=channel, users=",".join(users[:1000]))
+        except DeliveryError as exc:
+            if exc.code != "already_in_channel":
+                raise
+
+    async def pin(self, channel: str, ts: str) -> None:
+        try:
+            await self._call("pins.add", channel=channel, timestamp=ts)
+        except DeliveryError as exc:
+            if exc.code != "already_pinned":
+                raise
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self._call("views.open", trigger_id=trigger_id, view=view)
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        await self._call("views.publish", user_id=user, view=view)
+
+    async def group_members(self, group: str) -> list[str]:
+        resp = await self._call("usergroups.users.list", usergroup=group)
+        return [str(u) for u in resp.get("users", [])]

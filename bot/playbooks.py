@@ -1,0 +1,126 @@
+"""The runbook as data for incidents: types, severities and each type's checklist.
+
+The checklists are the runbook's "Emergency Procedures" and "Security Incident Response" sections,
+written as steps with the `/cf` command that performs each one where there is one. They are pinned
+in every new incident channel, so they are kept short: what to do, in order.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+SEVERITY_LABEL = {
+    "sev1": "SEV1 — complete outage or data loss",
+    "sev2": "SEV2 — major feature down",
+    "sev3": "SEV3 — degraded, workaround exists",
+    "sev4": "SEV4 — minor",
+}
+# Statuspage impact and PagerDuty severity that fit each incident severity.
+STATUSPAGE_IMPACT = {"sev1": "critical", "sev2": "major", "sev3": "minor", "sev4": "none"}
+PAGERDUTY_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning", "sev4": "info"}
+
+KINDS = ("outage", "database", "memory", "websocket", "security", "ddos", "data-breach", "other")
+
+
+@dataclass(frozen=True)
+class Playbook:
+    kind: str
+    label: str
+    section: str  # the runbook section it comes from
+    steps: tuple[str, ...]
+
+
+PLAYBOOKS: dict[str, Playbook] = {
+    p.kind: p
+    for p in (
+        Playbook("outage", "Complete system outage", "Emergency Procedures > 1. Complete System Outage", (
+            "Confirm the outage: pods, editor and API health — `/cf status`",
+            "Check infrastructure: EKS, RDS, ALB — `/cf cluster`, `/cf db status`, `/cf lb`",
+            "Update the status page — `/cf statuspage open`",
+            "Page on-call — `/cf page primary`",
+            "Investigate: nodes, system pods, recent rollouts, AWS health — `/cf nodes`, `/cf aws health`",
+            "Recover: restart deployments or replace unhealthy nodes — `/cf restart all`, `/cf node drain NODE`",
+        )),
+        Playbook("database", "Database outage", "Emergency Procedures > 2. Database Outage", (
+            "Check the database status — `/cf db status`",
+            "Test connectivity — `/cf db check`",
+            "Check for an automated failover — `/cf db events`",
+            "If stuck, reboot — `/cf db reboot`; if Multi-AZ, fail over — `/cf db failover`",
+            "If corrupted, restore to a point in time — `/cf db restore --to \"15 minutes ago\"`",
+        )),
+        Playbook("memory", "High memory / CPU", "Emergency Procedures > 3. High Memory/CPU Usage", (
+            "Check resource use — `/cf top pods --sort memory`, `/cf top nodes`",
+            "Look for leaks and OOM kills — `/cf describe pod POD`",
+            "Check application metrics — `/cf metrics graphql-api memory`",
+            "Scale up — `/cf scale DEPLOYMENT 10`",
+            "If nodes are at capacity, scale the node group — `/cf nodegroup scale 5 20 10`",
+        )),
+        Playbook("websocket", "WebSocket connection issues", "Emergency Procedures > 4. WebSocket Connection Issues", (
+            "Check the WebSocket service — `/cf pods websocket-service`, `/cf logs websocket-service`",
+            "Check connection metrics — `/cf metrics websocket-service websocket_active_connections`",
+            "Test connectivity — `/cf ws probe`",
+            "Restart or scale it — `/cf restart websocket-service`, `/cf scale websocket-service 5`",
+            "Check the load balancer — `/cf lb`",
+        )),
+        Playbook("security", "Suspected breach", "Security Incident Response > Suspected Breach", (
+            "Isolate affected systems — `/cf isolate DEPLOYMENT`, `/cf block-ip CIDR`",
+            "Preserve evidence — `/cf evidence POD`",
+            "Rotate credentials and restart consumers — `/cf secrets rotate`",
+            "Notify the security team — security@candlefish.ai",
+        )),
+        Playbook("ddos", "DDoS attack", "Security Incident Response > DDoS Attack", (
+            "Enable WAF rate limiting — `/cf waf rate-limit 2000`",
+            "Scale up for legitimate traffic — `/cf scale collaboration-editor 20`",
+            "Block the worst sources — `/cf block-ip CIDR`",
+            "Update the status page — `/cf statuspage open`",
+        )),
+        Playbook("data-breach", "Data breach", "Security Incident Response > Data Breach", (
+            "Immediately isolate the database — `/cf isolate DEPLOYMENT`, `/cf block-ip CIDR`",
+            "Review access logs — `/cf logs APP --since 1h`",
+            "Notify the security team and stakeholders — security@candlefish.ai",
+            "Begin forensic analysis — `/cf evidence POD`",
+            "Prepare the incident report — `/cf incident timeline`",
+        )),
+        Playbook("other", "Incident", "Emergency Procedures", (
+            "Triage — `/cf status`",
+            "Assign a commander — `/cf incident assign commander @someone`",
+            "Post updates as you learn — `/cf incident update TEXT`",
+            "Page on-call if needed — `/cf page primary`",
+        )),
+    )
+}
+
+_KIND_WORDS = (
+    ("data-breach", ("breach", "exfiltrat", "leak")),
+    ("ddos", ("ddos", "dos attack", "flood")),
+    ("security", ("security", "intrusion", "compromis", "malware", "suspicious")),
+    ("database", ("database", "postgres", "rds", " db", "db ", "sql")),
+    ("websocket", ("websocket", "socket", " ws", "real-time", "realtime")),
+    ("memory", ("memory", "oom", "cpu", "leak")),
+    ("outage", ("down", "outage", "5xx", "unavailable", "not loading", "error")),
+)
+
+
+def guess_kind(title: str) -> str:
+    """A type from words in the title, so the one-line declare gets the right checklist."""
+    text = f" {title.lower()} "
+    for kind, words in _KIND_WORDS:
+        if any(w in text for w in words):
+            return kind
+    return "other"
+
+
+def slug(title: str, limit: int) -> str:
+    """A Slack-channel-safe slug: ASCII-folded lowercase words joined by '-', at most `limit` chars."""
+    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    text = text[:limit].rstrip("-")
+    return text or "incident"
+
+
+def plain_quotes(text: str) -> str:
+    """Straight quotes for stored titles, so a title can be quoted back into a command line."""
+    return text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
