@@ -234,7 +234,8 @@ class Server:
                                   field_selector_predicate(req.query.get("fieldSelector"))) if p]
         watcher = Watcher(req.rt, req.namespace or None, lambda obj: all(p(obj) for p in predicates))
         since_text = req.query.get("resourceVersion", "")
-        since = int(since_text) if since_text not in ("", "0") else None
+        initial_events = req.query.get("sendInitialEvents") == "true"  # the WatchList protocol
+        since = int(since_text) if since_text not in ("", "0") and not initial_events else None
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -243,7 +244,7 @@ class Server:
 
         async def send(kind: str, obj: dict[str, Any]) -> None:
             nonlocal first
-            if table and kind != "ERROR":
+            if table and kind not in ("ERROR", "BOOKMARK"):
                 obj = printing.table(req.rt, [obj], store.now(), obj["metadata"].get("resourceVersion", ""),
                                      req.query.get("includeObject", "Metadata"), headers=first)
                 first = False
@@ -251,6 +252,10 @@ class Server:
 
         try:
             backlog = store.watch(watcher, since)
+            if initial_events:
+                backlog.append(("BOOKMARK", {"kind": req.rt.kind, "apiVersion": req.rt.api_version, "metadata": {
+                    "resourceVersion": store.resource_version,
+                    "annotations": {"k8s.io/initial-events-end": "true"}}}))
         except errors.ApiError as err:
             await send("ERROR", err.status())
             await response.write_eof()
