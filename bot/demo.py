@@ -73,7 +73,14 @@ async def redis_part(env: DemoEnv) -> DemoPart:
     return await setup(env)
 
 
-SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part]
+async def aws_part(env: DemoEnv) -> DemoPart:
+    """AWS: a moto server seeded with the runbook's resources, reached through AWS_ENDPOINT_URL."""
+    from bot.demo_aws import aws_part as setup
+
+    return await setup(env)
+
+
+SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def seed(endpoint_url: str, extras: Extras, nodes: Iterable[dict[str, Any]] = ()
 
 def _eks(eks: Any, subnets: list[str]) -> None:
     eks.create_cluster(name=CLUSTER, version="1.32", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
-    eks.create_nodegroup(clusterName=CLUSTER, nodegroupName=NODEGROUP, nodeRole=ROLE, subnets=subnets,
+    eks.create_nodegroup(clusterName=CLUSTER, nodegroupName=NODEGROUP, nodeRole=ROLE, subnets=subnets, version="1.32",
                          instanceTypes=["m5.xlarge"], scalingConfig={"minSize": 3, "maxSize": 20, "desiredSize": 3},
                          capacityType="ON_DEMAND", amiType="AL2023_x86_64_STANDARD")
 
