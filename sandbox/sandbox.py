@@ -49,6 +49,7 @@ class Sandbox:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         if self._runner is not None:
             raise RuntimeError("sandbox already started")
+        self.server.reopen()
         runner = web.AppRunner(self.server.app(), handle_signals=False, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()

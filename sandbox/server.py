@@ -53,6 +53,10 @@ class Server:
         self.url = ""
         self._closing = asyncio.Event()
 
+    def reopen(self) -> None:
+        """Ready for (re)serving: a fresh closing flag, bound to whichever loop serves next."""
+        self._closing = asyncio.Event()
+
     def shutdown(self) -> None:
         """End every open watch and log follow, so the HTTP server can stop promptly."""
         self._closing.set()
@@ -248,7 +252,7 @@ class Server:
                 obj = printing.table(req.rt, [obj], store.now(), obj["metadata"].get("resourceVersion", ""),
                                      req.query.get("includeObject", "Metadata"), headers=first)
                 first = False
-            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+            await response.write(json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n")
 
         try:
             backlog = store.watch(watcher, since)

@@ -77,8 +77,8 @@ class World:
         for manifest in manifests.edge_and_policy():
             self.apply(manifest)
         self.at(timedelta(days=21, hours=4))
-        for index, (name, ip, zone) in enumerate(NODES):
-            self.apply(self._node(name, ip, zone, index))
+        for name, ip, zone in NODES:
+            self.apply(self._node(name, ip, zone))
         self._replace_pods_older_than(timedelta(days=21, hours=4))
         load_made = False
         for index, (name, ago) in enumerate(sorted(ROLLOUTS.items(), key=lambda item: -item[1])):
@@ -113,7 +113,7 @@ class World:
         self.store.update(rt, dep)
         self.cluster.settle()
 
-    def _node(self, name: str, ip: str, zone: str, index: int) -> dict[str, Any]:
+    def _node(self, name: str, ip: str, zone: str) -> dict[str, Any]:
         rng = self.store.rng
         instance = f"i-0abc{rng.getrandbits(52):013x}"
         now = rfc3339(self.store.now())
