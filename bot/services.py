@@ -74,12 +74,38 @@ def aws(settings: Settings) -> Any:
     return Aws(settings.aws.region, settings.aws.timeout_seconds)
 
 
+def statuspage(settings: Settings) -> Any:
+    """Atlassian Statuspage, when `statuspage.page_id` is set and STATUSPAGE_API_KEY is in the environment."""
+    from integrations.statuspage import Statuspage
+
+    cfg = settings.statuspage
+    key = os.environ.get("STATUSPAGE_API_KEY", "").strip()
+    if not cfg.page_id or not key:
+        log.warning("statuspage not configured: set statuspage.page_id and STATUSPAGE_API_KEY")
+        return None
+    return Statuspage(cfg.api_url, cfg.page_id, key, cfg.timeout_seconds)
+
+
+def pagerduty(settings: Settings) -> Any:
+    """PagerDuty Events API v2, when PAGERDUTY_ROUTING_KEY is in the environment."""
+    from integrations.pagerduty import PagerDuty
+
+    key = os.environ.get("PAGERDUTY_ROUTING_KEY", "").strip()
+    if not key:
+        log.warning("pagerduty not configured: set PAGERDUTY_ROUTING_KEY")
+        return None
+    cfg = settings.pagerduty
+    return PagerDuty(cfg.events_url, key, cfg.source, cfg.timeout_seconds)
+
+
 # name -> builder. Commands ask for these names in `needs=[...]` and through `ctx.service(name)`.
 BUILDERS: dict[str, Builder] = {
     "kube": kube,
     "postgres": postgres,
     "redis": redis,
     "aws": aws,
+    "statuspage": statuspage,
+    "pagerduty": pagerduty,
 }
 
 
