@@ -178,5 +178,5 @@ async def database_status(ctx: Context) -> list[Check]:
     info = await client.check()
     total = sum(r["n"] for r in await client.connections())
     threshold = target(ctx).max_connections_threshold
-    detail = f"PostgreSQL `{info['db']}` answers; {total} connections (threshold {threshold})"
+    detail = f"PostgreSQL `{info['db']}` answers; {total} connection{'' if total == 1 else 's'} (threshold {threshold})"
     return [Check("Database", "warn" if total > threshold else "ok", detail, info["latency_ms"])]
