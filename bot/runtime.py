@@ -24,7 +24,7 @@ from bot.messenger import Messenger
 from bot.metrics import Metrics
 from bot.policy import GroupResolver, Policy
 from bot.scheduler import Scheduler
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 from commands.catalog import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,40 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    work_slots: int = 8
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
 
-    async def track(self, work: Awaitable[Any]) -> Any:
-        """Run request work (after the ack) so shutdown can wait for it and tests can settle."""
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.work_slots)
+
+    async def track(self, work: Awaitable[Any], key: str | None = None) -> Any:
+        """Run request work after its ack: at most `work_slots` at a time (so acks are never starved
+        by a backlog of work), counted for graceful shutdown and tests, and, when `key` names the
+        Slack delivery, only once across retries and replicas (the first to claim it in the store)."""
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
         try:
-            return await work
+            async with self._slots:
+                if key is not None and not await self._first_delivery(key):
+                    close = getattr(work, "close", None)
+                    if callable(close):
+                        close()
+                    return None
+                return await work
         finally:
             if task is not None:
                 self.inflight.discard(task)
+
+    async def _first_delivery(self, key: str) -> bool:
+        try:
+            first = await self.store.claim_once(f"slack:{key}", time.time())
+        except StoreUnavailable:
+            return True  # read commands must keep working; changes fail closed later anyway
+        if not first:
+            self.metrics.slack_retries_skipped.labels("duplicate").inc()
+            log.info("duplicate Slack delivery acknowledged, not run again", extra={"key": key})
+        return first
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for in-flight requests (a running approval, say) to finish."""

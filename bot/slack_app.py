@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -51,22 +51,6 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
         process_before_response=False,
     )
 
-    @app.middleware
-    async def run_once(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
-        """A Slack retry (X-Slack-Retry-Num) or a second delivery of the same trigger or event is
-        acknowledged and not run again: the first replica to claim its key in the store runs it."""
-        key = request_key(body)
-        if key is not None:
-            try:
-                first = await runtime.store.claim_once(f"slack:{key}", time.time())
-            except StoreUnavailable:
-                first = True  # read commands must keep working; changes fail closed later anyway
-            if not first:
-                runtime.metrics.slack_retries_skipped.labels("duplicate").inc()
-                log.info("duplicate Slack delivery acknowledged, not run again", extra={"key": key})
-                return BoltResponse(status=200, body="")
-        return await next()
-
     @app.command("/cf")
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -76,19 +60,21 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
             response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        await runtime.track(runtime.dispatcher.handle(origin, body.get("text", "")))
+        await runtime.track(runtime.dispatcher.handle(origin, body.get("text", "")), key=request_key(body))
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         origin = _click_origin(body)
-        await runtime.track(_guarded(runtime, origin, runtime.approvals.approve(_action_value(body), origin)))
+        work = _guarded(runtime, origin, lambda: runtime.approvals.approve(_action_value(body), origin))
+        await runtime.track(work, key=request_key(body))
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         origin = _click_origin(body)
-        await runtime.track(_guarded(runtime, origin, runtime.approvals.deny(_action_value(body), origin)))
+        work = _guarded(runtime, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
+        await runtime.track(work, key=request_key(body))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -105,10 +91,10 @@ def request_key(body: dict[str, Any]) -> str | None:
     return f"trigger:{trigger}" if trigger else None
 
 
-async def _guarded(runtime: Runtime, origin: Origin, work: Awaitable[Any]) -> None:
+async def _guarded(runtime: Runtime, origin: Origin, work: Callable[[], Awaitable[Any]]) -> None:
     """Button work after the ack: a failure (the store down, say) becomes a private answer."""
     try:
-        await work
+        await work()
     except Exception as exc:
         try:
             await runtime.messenger.respond(origin, user_message(exc))
