@@ -80,7 +80,17 @@ async def aws_part(env: DemoEnv) -> DemoPart:
     return await setup(env)
 
 
-SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part]
+async def probes_part(env: DemoEnv) -> DemoPart:
+    """Local stand-ins for the services' /health, /metrics and WebSocket endpoints, and the `probes:` config."""
+    from sandbox.probe_targets import ProbeTargets
+
+    targets = ProbeTargets()
+    url = await targets.start()
+    env.stack.push_async_callback(targets.stop)
+    return DemoPart(config={"probes": targets.probes_config()}, note=f"Probes: stand-in service endpoints at {url}")
+
+
+SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""Evidence and backups (the runbook's "Preserve evidence" and "Application Configuration Backup").
+
+`evidence POD` captures what the runbook captures with `kubectl logs` and `kubectl get pod -o yaml`,
+uploads it to the thread, and writes each file's sha256 to the audit store *before* the upload, so
+the record exists even if Slack loses the file, and a file can later be shown to be the one taken.
+
+`backup config` writes the namespace's configuration as one `kind: List` YAML that `kubectl apply -f`
+can restore. Secrets are included as objects, but the Kube client has already replaced each value
+with `<redacted>` — which is not valid base64, so applying the backup refuses the Secrets instead of
+overwriting real credentials with a placeholder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from commands._kube import find_pod, plural
+from commands.args import k8s_name, pos
+from commands.base import Context, command
+from commands.reply import File, Note, Reply, Table
+from integrations.errors import IntegrationError
+from integrations.kube import REDACTED, redact_secret
+
+AREA = "Security"
+LOG_BYTES = 20 * 2**20  # per container and log: enough for forensics, bounded for Slack
+BACKUP_KINDS = ("Deployment", "Service", "ConfigMap", "Ingress", "PersistentVolumeClaim", "HorizontalPodAutoscaler",
+                "NetworkPolicy")
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
+Obj = dict[str, Any]
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _yaml(obj: Any) -> bytes:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True).encode()
+
+
+@command(
+    "evidence",
+    summary="Capture a pod's logs (current and previous) and spec as files; their sha256 go to the audit trail.",
+    area=AREA,
+    args=[pos("POD", k8s_name, "the affected pod")],
+    example="/cf evidence graphql-api-5d9c855b84-abcde",
+    needs=["kube", "audit"],
+)
+async def evidence(ctx: Context, pod: str) -> Reply:
+    found = await find_pod(ctx, pod)
+    prefix = f"incident-{pod}-{_stamp()}"
+    spec = {k: v for k, v in found.items()}
+    spec["metadata"] = {k: v for k, v in found["metadata"].items() if k != "managedFields"}
+    files = [File(f"{prefix}-pod.yaml", _yaml(spec), f"Spec of pod {pod}")]
+    logs, missing = await _logs(ctx, found, prefix)
+    files += logs
+    rows = [[f.filename, f"{len(f.content):,}", _digest(f.content)] for f in files]
+    entry = await ctx.service("audit").record(
+        "evidence", ctx.user, "evidence", channel=ctx.channel, incident_id=ctx.incident_id,
+        detail={"namespace": ctx.namespace, "pod": pod, "uid": found["metadata"].get("uid"),
+                "files": [{"name": f.filename, "bytes": len(f.content), "sha256": _digest(f.content)} for f in files]})
+    parts: list[Any] = [Table(["FILE", "BYTES", "SHA256"], rows)]
+    if missing:
+        parts.append(Note("Not captured: " + "; ".join(missing)))
+    parts.append(Note(f"sha256 of each file recorded in the audit trail (entry {entry}) before upload."))
+    return Reply(title=f"Evidence from pod {pod}: {plural(len(files), 'file')}", parts=parts, files=files)
+
+
+async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[str]]:
+    """Current and previous logs of every container, with timestamps, as kubectl would print them."""
+    jobs: list[tuple[str, str, bool]] = []
+    statuses = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses") or []}
+    for c in pod.get("spec", {}).get("containers") or []:
+        jobs.append((c["name"], f"{prefix}-{c['name']}.log", False))
+        if ((statuses.get(c["name"]) or {}).get("lastState") or {}).get("terminated"):
+            jobs.append((c["name"], f"{prefix}-{c['name']}-previous.log", True))
+    name = pod["metadata"]["name"]
+
+    async def read(container: str, previous: bool) -> str | IntegrationError:
+        try:
+            return str(await ctx.kube.pod_log(ctx.namespace, name, container=container, previous=previous,
+                                              timestamps=True, limit_bytes=LOG_BYTES))
+        except IntegrationError as exc:
+            return exc
+
+    texts = await asyncio.gather(*(read(c, prev) for c, _, prev in jobs))
+    files, missing = [], []
+    for (container, filename, previous), text in zip(jobs, texts, strict=True):
+        if isinstance(text, IntegrationError):
+            missing.append(f"{'previous ' if previous else ''}log of {container}: {text.message}")
+        else:
+            which = "previous container's log" if previous else "log"
+            files.append(File(filename, text.encode(), f"{which} of {name}/{container}"))
+    return files, missing
+
+
+@command(
+    "backup config",
+    summary="The namespace's configuration as one YAML file (Secret values redacted) uploaded to the thread.",
+    area=AREA,
+    example="/cf backup config",
+    needs=["kube"],
+)
+async def backup_config(ctx: Context) -> Reply:
+    lists = await asyncio.gather(*(ctx.kube.list_objects(kind, ctx.namespace) for kind in BACKUP_KINDS),
+                                 ctx.kube.list_secrets(ctx.namespace))
+    counts = {kind: len(items) for kind, items in zip((*BACKUP_KINDS, "Secret"), lists, strict=True)}
+    items = [_clean(obj) for group in lists for obj in group]
+    document = {"apiVersion": "v1", "kind": "List", "metadata": {"namespace": ctx.namespace}, "items": items}
+    name = f"{ctx.namespace}-backup-{_stamp()}.yaml"
+    content = _yaml(document)
+    table = Table(["KIND", "OBJECTS"], [[k, str(n)] for k, n in counts.items()])
+    notes = [Note(f"Secret values are replaced by `{REDACTED}`: `kubectl apply -f {name}` restores everything else "
+                  "and refuses the Secrets rather than overwrite them."),
+             Note(f"sha256 {_digest(content)}")]
+    return Reply(title=f"Backup of namespace `{ctx.namespace}`: {plural(len(items), 'object')}",
+                 parts=[table, *notes], files=[File(name, content, f"Configuration of {ctx.namespace}")])
+
+
+def _clean(obj: Obj) -> Obj:
+    """What `kubectl apply` needs back: no status, no server-set metadata, Secrets redacted (again)."""
+    if obj.get("kind") == "Secret":
+        obj = redact_secret(obj)
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_FIELDS}
+    spec = out.get("spec")
+    if obj.get("kind") == "Service" and isinstance(spec, dict) and spec.get("clusterIP") not in (None, "None"):
+        out["spec"] = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs")}
+    return out

@@ -1,0 +1,217 @@
+"""Logs & Metrics: `logs`, `metrics` and `ws probe` (the runbook's kubectl logs, curl /metrics, wscat).
+
+`logs` reads every container of every pod of an app at once, with timestamps, and merges them into
+one timeline. The message shows the newest lines first (what an engineer looks at during an
+incident), as many as fit; the whole output, oldest first as kubectl prints it, is attached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from commands._kube import app_names, one_line, plural
+from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
+from commands.base import CommandError, Context, command
+from commands.reply import Code, Fields, File, Level, Note, Part, Reply, Table
+from integrations import probes
+from integrations.errors import IntegrationError, NotFound
+
+AREA = "Logs & Metrics"
+DEFAULT_TAIL = 200  # lines per container when neither --since nor --tail is given
+MAX_TAIL = 5000
+BYTES_PER_CONTAINER = 2 * 2**20
+MESSAGE_CHARS = 2800  # what one code block holds, with room for the fences
+LINE_CHARS = 300
+CONCURRENCY = 8
+PROBE_TIMEOUT = 5.0
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: str  # RFC 3339 with nanoseconds: sorts as text
+    source: str
+    text: str
+
+
+def _tail(raw: str) -> int:
+    value = positive_int(raw)
+    if value > MAX_TAIL:
+        raise ValueError(f"must be at most {MAX_TAIL:,}.")
+    return value
+
+
+@command(
+    "logs",
+    summary="Recent logs of every pod of an app (or one pod), newest first; the whole output attached.",
+    area=AREA,
+    args=[
+        pos("TARGET", k8s_name, "an app (label app=...) or a pod name"),
+        opt("--since", duration, "only lines newer than this (e.g. 10m, 1h)"),
+        opt("--grep", regex, "only lines matching this regular expression (e.g. ERROR)", metavar="PATTERN"),
+        switch("--previous", "the previous (crashed) container's logs", short="-p"),
+        opt("--tail", _tail, f"the last N lines per container (default {DEFAULT_TAIL} without --since)", metavar="N"),
+    ],
+    example="/cf logs graphql-api --since 10m --grep ERROR",
+    needs=["kube"],
+)
+async def logs(ctx: Context, target: str, since: int | None = None, grep: str | None = None,
+               previous: bool = False, tail: int | None = None) -> Reply:
+    pods = await _resolve(ctx, target)
+    tail = tail if tail is not None else (None if since else DEFAULT_TAIL)
+    fetched = await _fetch_all(ctx, pods, since, previous, tail)
+    lines = sorted((line for found, _ in fetched for line in found), key=lambda ln: ln.at)
+    problems = [p for _, p in fetched if p]
+    if grep:
+        pattern = re.compile(grep)
+        lines = [ln for ln in lines if pattern.search(ln.text)]
+    return _reply(target, pods, lines, problems, since=since, grep=grep, previous=previous)
+
+
+async def _resolve(ctx: Context, target: str) -> list[Obj]:
+    """An app's pods (label app=TARGET), else the pod named TARGET; neither is a refusal naming apps."""
+    pods = await ctx.kube.list_pods(ctx.namespace, label_selector=f"app={target}")
+    if pods:
+        return sorted(pods, key=lambda p: p["metadata"]["name"])
+    try:
+        return [await ctx.kube.get_pod(ctx.namespace, target)]
+    except NotFound:
+        apps = app_names(await ctx.kube.list_pods(ctx.namespace))
+        known = ", ".join(f"`{a}`" for a in apps) or "none"
+        raise CommandError(f"No app or pod called `{target}` in namespace `{ctx.namespace}`. Apps: {known}.") from None
+
+
+async def _fetch_all(ctx: Context, pods: list[Obj], since: int | None, previous: bool,
+                     tail: int | None) -> list[tuple[list[LogLine], str]]:
+    gate = asyncio.Semaphore(CONCURRENCY)
+    many = len(pods) > 1
+
+    async def one(pod: Obj, container: str, label: str) -> tuple[list[LogLine], str]:
+        async with gate:
+            try:
+                text = await ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"], container=container,
+                                              previous=previous, tail=tail, since_seconds=since, timestamps=True,
+                                              limit_bytes=BYTES_PER_CONTAINER)
+            except IntegrationError as exc:
+                return [], f"{label}: {one_line(exc.message, 160)}"
+        return _parse(text, label), ""
+
+    jobs = []
+    for pod in pods:
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+        for container in containers:
+            label = _label(pod["metadata"]["name"], container, many, len(containers) > 1)
+            jobs.append(one(pod, container, label))
+    return list(await asyncio.gather(*jobs))
+
+
+def _label(pod: str, container: str, many_pods: bool, many_containers: bool) -> str:
+    short = pod.rsplit("-", 1)[-1] if many_pods else pod
+    return f"{short}/{container}" if many_containers else short
+
+
+def _parse(text: str, source: str) -> list[LogLine]:
+    out = []
+    for raw in text.splitlines():
+        stamp, _, body = raw.partition(" ")
+        if not stamp[:4].isdigit():  # a line without a timestamp (a wrapped one): keep it, unsorted
+            stamp, body = "", raw
+        out.append(LogLine(stamp, source, body))
+    return out
+
+
+def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[str], *, since: int | None,
+           grep: str | None, previous: bool) -> Reply:
+    which = "previous " if previous else ""
+    matching = f" matching `{grep}`" if grep else ""
+    window = f" in the last {_span(since)}" if since else ""
+    title = f"{target}: {plural(len(lines), 'line')} of {which}logs{matching}{window} from {plural(len(pods), 'pod')}"
+    shown, used = [], 0
+    for line in reversed(lines):
+        entry = f"{line.at[11:19] or '--:--:--'} {line.source} | {line.text[:LINE_CHARS]}"
+        if used + len(entry) + 1 > MESSAGE_CHARS:
+            break
+        shown.append(entry)
+        used += len(entry) + 1
+    parts: list[Part] = [Code("\n".join(shown), empty=f"No log lines{matching}{window}.")]
+    files = []
+    if len(shown) < len(lines):
+        name = f"logs-{target}{'-previous' if previous else ''}.txt"
+        full = "\n".join(f"{ln.at} [{ln.source}] {ln.text}" for ln in lines) + "\n"
+        files.append(File(name, full.encode(), f"Logs of {target}, oldest first"))
+        parts.append(Note(f"Newest {len(shown):,} of {len(lines):,} lines shown, newest first; all of them, "
+                          f"oldest first, are attached as `{name}`."))
+    elif lines:
+        parts.append(Note("Newest first."))
+    if problems:
+        parts.append(Note("Not read: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")))
+    level: Level = "warn" if grep and lines else "info"
+    return Reply(title=title, parts=parts, files=files, level=level)
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- metrics and the WebSocket probe -------------------------------------------------------------
+
+
+@command(
+    "metrics",
+    summary="Scrape a service's Prometheus /metrics and show the series matching a pattern.",
+    area=AREA,
+    args=[
+        pos("SERVICE", k8s_name, "a service from config `probes.metrics`"),
+        pos("PATTERN", regex, "a regular expression over the series (e.g. db_connections, go_gc)", default=None),
+    ],
+    example="/cf metrics websocket-service websocket_active_connections",
+)
+async def metrics(ctx: Context, service: str, pattern: str | None = None) -> Reply:
+    urls: dict[str, str] = dict(ctx.settings.probes.metrics)
+    if service not in urls:
+        known = ", ".join(f"`{s}`" for s in sorted(urls)) or "none (set `probes.metrics` in the config)"
+        raise CommandError(f"No metrics endpoint is configured for `{service}`. Services: {known}.")
+    samples = await probes.scrape(urls[service], PROBE_TIMEOUT)
+    if pattern:
+        compiled = re.compile(pattern)
+        samples = [s for s in samples if compiled.search(s.series)]
+    rows = [[s.series, _number(s.value)] for s in samples]
+    matching = f" matching `{pattern}`" if pattern else ""
+    table = Table(["SERIES", "VALUE"], rows, empty=f"No series{matching}.")
+    return Reply(title=f"{service} metrics: {plural(len(rows), 'series', 'series')}{matching}",
+                 parts=[table, Note(f"Scraped {urls[service]}")])
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.6g}"
+
+
+@command(
+    "ws probe",
+    summary="Open a WebSocket to the configured URL and report the connect time against the 100 ms target.",
+    area=AREA,
+    example="/cf ws probe",
+)
+async def ws_probe(ctx: Context) -> Reply:
+    cfg = ctx.settings.probes
+    if not cfg.websocket_url:
+        raise CommandError("No WebSocket URL is configured (set `probes.websocket_url`).")
+    target = float(cfg.websocket_target_ms)
+    try:
+        took = await probes.websocket_connect_ms(cfg.websocket_url, PROBE_TIMEOUT)
+    except IntegrationError as exc:
+        return Reply(title=f"WebSocket probe failed: {exc.message}", level="error",
+                     parts=[Note("`/cf logs websocket-service --since 10m` and `/cf pods websocket-service` next.")])
+    fast = took <= target
+    verdict = "within" if fast else "slower than"
+    fields = Fields([("URL", cfg.websocket_url), ("Connect time", f"{took:,.0f} ms"), ("Target", f"{target:g} ms")])
+    return Reply(title=f"WebSocket connected in {took:,.0f} ms, {verdict} the {target:g} ms target",
+                 parts=[fields], level="ok" if fast else "warn")
