@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors, printing
+from . import conversions, errors, printing
 from .cluster import Cluster
 from .defaults import apply_defaults
 from .patch import apply_patch
@@ -41,6 +41,7 @@ class ResourceRequest:
     content_type: str = "application/json"
     accept: str = "application/json"
     body: Any = None
+    view: tuple[str, str, str] = ("", "", "")  # (group, version, plural) the client asked for
 
     @property
     def dry_run(self) -> bool:
@@ -165,9 +166,15 @@ class Api:
         current = self.store.get(req.rt, req.namespace, req.name)
         if current is None:
             if req.content_type.startswith("application/apply-patch"):
-                return self.create(ResourceRequest("POST", req.rt, req.namespace, query=req.query, body=req.body))
+                body = conversions.inbound(req.view, req.body)
+                return self.create(ResourceRequest("POST", req.rt, req.namespace, query=req.query, body=body,
+                                                   view=req.view))
             raise errors.not_found(req.rt.qualified, req.name)
-        patched = apply_patch(req.content_type, clone(current), req.body)
+        if req.view != req.rt.key:  # patch the object as the client sees it, then store it
+            seen = conversions.outbound(req.view, clone(current))
+            patched = conversions.inbound(req.view, apply_patch(req.content_type, seen, req.body))
+        else:
+            patched = apply_patch(req.content_type, clone(current), req.body)
         return self._commit(req, current, patched)
 
     # --- deletes -------------------------------------------------------------------------

@@ -37,7 +37,8 @@ class Controllers:
         self.metrics = metrics
         self._next_node = 0
         self.ip_pool = podlib.IpPool()
-        self._types = {t.kind: t for t in store.registry.types if t.group != "metrics.k8s.io"}
+        self._types = {t.kind: store.registry.storage(t) for t in store.registry.types
+                       if t.group != "metrics.k8s.io"}
 
     def rt(self, kind: str) -> ResourceType:
         return self._types[kind]

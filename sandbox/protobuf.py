@@ -90,13 +90,20 @@ SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
     "TCPSocketAction": {1: ("port", "intstr"), 2: ("host", "s")},
     "Toleration": {1: ("key", "s"), 2: ("operator", "s"), 3: ("value", "s"), 4: ("effect", "s"),
                    5: ("tolerationSeconds", "!i")},
+    "HorizontalPodAutoscaler/v1": {1: ("metadata", "ObjectMeta"), 2: ("spec", "HPASpecV1")},
+    "HPASpecV1": {1: ("scaleTargetRef", "CrossVersionObjectReference"), 2: ("minReplicas", "!i"),
+                  3: ("maxReplicas", "i"), 4: ("targetCPUUtilizationPercentage", "!i")},
+    "CrossVersionObjectReference": {1: ("kind", "s"), 2: ("name", "s"), 3: ("apiVersion", "s")},
+    "PodDisruptionBudget": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodDisruptionBudgetSpec")},
+    "PodDisruptionBudgetSpec": {1: ("minAvailable", "!intstr"), 2: ("selector", "LabelSelector"),
+                                3: ("maxUnavailable", "!intstr"), 4: ("unhealthyPodEvictionPolicy", "s")},
     "Eviction": {1: ("metadata", "ObjectMeta"), 2: ("deleteOptions", "DeleteOptions")},
     "DeleteOptions": {1: ("gracePeriodSeconds", "!i"), 2: ("preconditions", "Preconditions"),
                       3: ("orphanDependents", "!b"), 4: ("propagationPolicy", "s"), 5: ("dryRun", "s*")},
     "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
 }
 TOP_LEVEL = {"Secret", "ConfigMap", "Namespace", "ServiceAccount", "Service", "Deployment", "Eviction",
-             "DeleteOptions"}
+             "DeleteOptions", "HorizontalPodAutoscaler/v1", "PodDisruptionBudget"}
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -191,7 +198,9 @@ def decode(body: bytes) -> dict[str, Any]:
     envelope = dict(_fields(body[len(MAGIC):]))
     type_meta = {n: v.decode() for n, v in _fields(envelope.get(1, b""))}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")  # runtime.TypeMeta order
-    if kind not in TOP_LEVEL:
+    message = f"{kind}/{api_version.rsplit('/', 1)[-1]}"
+    message = message if message in TOP_LEVEL else kind
+    if message not in TOP_LEVEL:
         raise errors.unsupported_media_type(f"application/vnd.kubernetes.protobuf for kind {kind!r}; send JSON")
-    obj = _message(kind, envelope.get(2, b""))
+    obj = _message(message, envelope.get(2, b""))
     return {"kind": kind, "apiVersion": api_version, **obj}

@@ -132,6 +132,10 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "autoscaling", "v2",
                  short_names=("hpa",), categories=("all",),
                  subresources=(_status("HorizontalPodAutoscaler"),)),
+    # served for `kubectl autoscale`, stored as v2 (see conversions.py)
+    ResourceType("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "autoscaling", "v1",
+                 short_names=("hpa",), categories=("all",),
+                 subresources=(_status("HorizontalPodAutoscaler"),)),
     ResourceType("EndpointSlice", "endpointslices", True, "discovery.k8s.io"),
     ResourceType("PodMetrics", "pods", True, "metrics.k8s.io", "v1beta1", verbs=READ_VERBS),
     ResourceType("NodeMetrics", "nodes", False, "metrics.k8s.io", "v1beta1", verbs=READ_VERBS),
@@ -144,13 +148,19 @@ class Registry:
     def __init__(self, types: Iterable[ResourceType] = RESOURCES):
         self.types = tuple(types)
         self._by_key = {t.key: t for t in self.types}
-        self._by_kind = {(t.group, t.kind): t for t in self.types}
+        self._by_kind: dict[tuple[str, str], ResourceType] = {}
+        for t in self.types:  # the first version registered is the stored (and preferred) one
+            self._by_kind.setdefault((t.group, t.kind), t)
 
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_key.get((group, version, plural))
 
     def kind(self, kind: str, group: str = "") -> ResourceType:
         return self._by_kind[(group, kind)]
+
+    def storage(self, rt: ResourceType) -> ResourceType:
+        """The version objects of this resource are stored in (itself, except for extra served versions)."""
+        return self._by_kind[(rt.group, rt.kind)]
 
     def group_versions(self) -> dict[str, list[str]]:
         """Group name -> served versions, in registry order (the first is preferred)."""

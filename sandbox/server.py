@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors, openapi, printing, protobuf
+from . import conversions, errors, openapi, printing, protobuf
 from .api import Api, ResourceRequest
 from .cluster import Cluster
 from .logs import follow_text
@@ -107,7 +107,8 @@ class Server:
         if not rest:
             return _json(self.registry.api_resource_list(group, version))
         req, watch = self._resource_request(request, group, version, rest)
-        req.body = await self._body(request)
+        body = await self._body(request)
+        req.body = body if request.method == "PATCH" else conversions.inbound(req.view, body)
         return await self._dispatch(request, req, watch)
 
     def _resource_request(self, request: web.Request, group: str, version: str,
@@ -120,15 +121,16 @@ class Server:
             inner = self.registry.find(group, version, rest[2])
             if inner is not None and inner.namespaced:
                 namespace, rest = rest[1], rest[2:]
-        rt = self.registry.find(group, version, rest[0]) if rest else None
-        if rt is None or len(rest) > 3 or (namespace and not rt.namespaced):
+        served = self.registry.find(group, version, rest[0]) if rest else None
+        if served is None or len(rest) > 3 or (namespace and not served.namespaced):
             raise errors.path_not_found()
+        rt = self.registry.storage(served)
         query = dict(request.query)
         watch = watch or query.get("watch") in ("true", "1")
         req = ResourceRequest(request.method, rt, namespace, rest[1] if len(rest) > 1 else "",
                               rest[2] if len(rest) > 2 else "", query,
                               request.headers.get("Content-Type", "application/json"),
-                              request.headers.get("Accept", "application/json"))
+                              request.headers.get("Accept", "application/json"), view=served.key)
         if watch and req.name:  # legacy /watch/namespaces/NS/pods/NAME
             req.query["fieldSelector"] = f"metadata.name={req.name}"
             req.name = ""
@@ -175,7 +177,7 @@ class Server:
             status, payload = self._plain(req)
         if isinstance(payload, str):
             return web.Response(text=payload, status=status, content_type="text/plain")
-        return _json(payload, status)
+        return _json(conversions.outbound(req.view, payload), status)
 
     def _subresource(self, req: ResourceRequest) -> tuple[int, Any]:
         if req.sub == "status":
@@ -248,6 +250,8 @@ class Server:
 
         async def send(kind: str, obj: dict[str, Any]) -> None:
             nonlocal first
+            if kind not in ("ERROR", "BOOKMARK"):
+                obj = conversions.outbound(req.view, obj)
             if table and kind not in ("ERROR", "BOOKMARK"):
                 obj = printing.table(req.rt, [obj], store.now(), obj["metadata"].get("resourceVersion", ""),
                                      req.query.get("includeObject", "Metadata"), headers=first)

@@ -261,12 +261,19 @@ def test_drain_respects_the_disruption_budget(cluster: Served) -> None:
     assert node in {p["NODE"] for p in pods_of(cluster, "websocket-service")}
 
 
-def test_create_secret_and_deployment_over_protobuf(cluster: Served) -> None:
+def test_kubectl_create_family_over_protobuf(cluster: Served) -> None:
     assert cluster.out("create", "secret", "generic", "x", "--from-literal=a=b").strip() == "secret/x created"
     data = json.loads(cluster.out("get", "secret", "x", "-o", "jsonpath={.data}"))
     assert base64.b64decode(data["a"]) == b"b"
     cluster.out("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80")
     assert table(cluster.out("get", "deployment", "web"))[0]["READY"] == "2/2"
+    cluster.out("create", "pdb", "web", "--selector=app=web", "--min-available=1")
+    assert table(cluster.out("get", "pdb", "web"))[0]["ALLOWED DISRUPTIONS"] == "1"
+    # autoscale posts an autoscaling/v1 HPA; it is stored as v2 and readable in both versions
+    cluster.out("autoscale", "deployment", "web", "--min=2", "--max=5", "--cpu-percent=60")
+    assert re.fullmatch(r"cpu: \d+%/60%", table(cluster.out("get", "hpa", "web"))[0]["TARGETS"])
+    v1 = json.loads(cluster.out("get", "horizontalpodautoscalers.v1.autoscaling", "web", "-o", "json"))
+    assert (v1["apiVersion"], v1["spec"]["targetCPUUtilizationPercentage"]) == ("autoscaling/v1", 60)
 
 
 def test_apply_twice_then_delete(cluster: Served, tmp_path: Path) -> None:
