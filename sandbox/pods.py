@@ -26,7 +26,7 @@ class IpPool:
     def allocate(self, node_ip: str, rng: random.Random) -> str:
         first, second, third, _ = (int(part) for part in node_ip.split("."))
         for _ in range(10_000):
-            ip = f"{first}.{second}.{third + 16 * rng.randint(0, 7)}.{rng.randint(2, 254)}"
+            ip = f"{first}.{second}.{third + 8 * rng.randint(0, 31)}.{rng.randint(2, 254)}"
             if ip not in self.used:
                 self.used.add(ip)
                 return ip
