@@ -248,7 +248,8 @@ class PostgresDriver:
         if self._conn is None or self._conn.closed or self._conn.broken:
             try:
                 self._conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.connect_timeout)
+                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.connect_timeout),
+                    application_name="cf-bot-store",  # `db kill-long` never terminates cf-bot* sessions
                 )
             except psycopg.Error as exc:
                 self._conn = None
