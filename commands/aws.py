@@ -165,9 +165,18 @@ async def node_terminate(ctx: Context, node: str) -> Change:
 # --- ALB, S3, AWS Health ------------------------------------------------------------------------
 
 
+async def _groups(ctx: Context, lb_arn: str) -> list[dict[str, Any]]:
+    """The ALB's target groups, plus the configured one (the runbook's websocket group) if it is elsewhere."""
+    groups = await aws(ctx).target_groups(lb_arn=lb_arn)
+    wanted = cfg(ctx).target_group
+    if wanted and wanted not in {g["TargetGroupName"] for g in groups}:
+        groups += await aws(ctx).target_groups(names=[wanted])
+    return groups
+
+
 async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int, int]:
     rows, healthy, total = [], 0, 0
-    for tg in await aws(ctx).target_groups(lb_arn=lb_arn):
+    for tg in await _groups(ctx, lb_arn):
         for t in await aws(ctx).target_health(tg["TargetGroupArn"], tg["TargetGroupName"]):
             state = t.get("TargetHealth", {})
             total += 1
