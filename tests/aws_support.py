@@ -40,11 +40,23 @@ def build_aws(config: dict[str, Any] | None = None) -> Any:
     return build_services(settings, only={"aws"}).get("aws")
 
 
+RUNNING: list[AwsSandbox] = []  # the module's sandbox, so helpers can read what the bot asked of AWS
+READ_ONLY = ("Describe", "List", "Get", "GET ")
+
+
 @pytest.fixture(scope="module")
 def aws_sandbox() -> Iterator[AwsSandbox]:
     sandbox = AwsSandbox.start()
+    RUNNING.append(sandbox)
     yield sandbox
+    RUNNING.remove(sandbox)
     sandbox.stop()
+
+
+def writes_since(mark: int) -> list[tuple[str, str]]:
+    """Calls that could change something, made to AWS since `mark` (an index into the front's log)."""
+    log = RUNNING[-1].front.requests[mark:] if RUNNING else []
+    return [(svc, action) for svc, action in log if not action.startswith(READ_ONLY)]
 
 
 @pytest.fixture
@@ -79,10 +91,13 @@ def private(bot: BotHarness) -> str:
 
 
 async def request_and_approve(bot: BotHarness, text: str, check_before: Any = None) -> str:
-    """Request a change, run `check_before()` while it is pending, approve it; return the thread's text."""
+    """Request a change, check that nothing was written to AWS while it is pending (and run `check_before()`),
+    approve it; return the thread's text."""
     before = len(bot.requests())
+    mark = len(RUNNING[-1].front.requests) if RUNNING else 0
     await bot.slash(text)
     assert len(bot.requests()) == before + 1, f"no approval request for {text!r}: {private(bot)}"
+    assert writes_since(mark) == [], f"{text!r} changed AWS before approval: {writes_since(mark)}"
     request = bot.last_request()
     if check_before is not None:
         await check_before()

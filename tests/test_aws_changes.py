@@ -156,3 +156,10 @@ async def test_a_denied_request_changes_nothing(aws_bot, aws_sandbox) -> None:  
     await aws_bot.click(aws_bot.last_request()["ts"], "cf_deny", APPROVER)
     assert _instance(aws_sandbox, DB)["AvailabilityZone"] == before
     assert "Nothing was changed" in " | ".join(aws_bot.thread_texts(aws_bot.last_request()["ts"]))
+
+
+async def test_the_gate_check_itself_sees_writes_once_approved(aws_bot) -> None:  # type: ignore[no-untyped-def]
+    mark = len(aws_support.RUNNING[-1].front.requests)
+    await request_and_approve(aws_bot, "nodegroup scale 3 20 4")
+    assert ("eks", "POST /clusters/candlefish-collaboration/node-groups/general/update-config") in \
+        aws_support.writes_since(mark)

@@ -44,7 +44,7 @@ class Front:
         self.moto_url = moto_url
         self.extras = extras
         self.url = ""
-        self.requests: list[tuple[str, str]] = []  # (service, action) seen, for tests
+        self.requests: list[tuple[str, str]] = []  # (service, action or "METHOD /path") seen, for tests
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,7 +81,7 @@ class Front:
         body = await request.read()
         headers = dict(request.headers)
         req = read_request(headers, body)
-        self.requests.append((req.service, req.action))
+        self.requests.append((req.service, req.action or f"{request.method} {request.path}"))
         fault = self._fault_for(req)
         answer = (error_response(req.service, fault.code, fault.message, fault.status) if fault
                   else self.extras.handle(req))
