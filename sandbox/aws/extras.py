@@ -32,7 +32,7 @@ MAX_REPLICAS = 5
 
 def backend(service: str, region: str) -> Any:
     """moto's in-process state for one service and region (the server runs in this process)."""
-    return get_backend(service)[DEFAULT_ACCOUNT_ID][region]  # type: ignore[arg-type]
+    return get_backend(service)[DEFAULT_ACCOUNT_ID][region]  # type: ignore[call-overload]
 
 
 @dataclass

@@ -43,7 +43,7 @@ def clients(endpoint_url: str) -> dict[str, Any]:
     kw = {"endpoint_url": endpoint_url, "region_name": REGION, "aws_access_key_id": "sandbox",
           "aws_secret_access_key": "sandbox"}
     names = ("ec2", "eks", "rds", "elbv2", "elasticache", "secretsmanager", "s3", "wafv2")
-    return {n: boto3.client(n, **kw) for n in names}  # type: ignore[call-overload]
+    return {n: boto3.client(n, **kw) for n in names}
 
 
 def seed(endpoint_url: str, extras: Extras, nodes: Iterable[dict[str, Any]] = ()) -> dict[str, str]:
