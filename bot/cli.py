@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -129,6 +130,7 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
     bolt = build_bolt_app(runtime, client, signing)
     web_app = build_web_app(bolt, runtime)
     await runtime.start()
+    _freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -155,6 +157,14 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
             await socket_handler.close_async()
         await runner.cleanup()
         await runtime.close()
+
+
+def _freeze_startup_heap() -> None:
+    """Move everything built at start-up (the Kubernetes client's thousands of model classes, boto3's
+    service models) out of the garbage collector's sight. Without this, each full collection walks
+    them all, and acks that land during one wait tens of milliseconds (seen as p99 spikes)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _safe_url(url: str) -> str:
