@@ -33,7 +33,7 @@ POLL_SECONDS = 2.0
 
 
 def secret_name(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,512}", raw):
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@:-]{1,2048}", raw):  # a name or an ARN
         raise ValueError(f"`{raw[:60]}` is not a Secrets Manager name (letters, digits and /_+=.@-).")
     return raw
 
