@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.dispatch import Dispatcher, IncidentLookup
 from bot.messenger import Messenger
 from bot.metrics import Metrics
+from bot.ops import Operations, build_operations, effective_settings, schedule_jobs
 from bot.policy import GroupResolver, Policy
 from bot.scheduler import Scheduler
 from bot.store import Store, StoreUnavailable
@@ -46,11 +47,12 @@ class Runtime:
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
     work_slots: int = 8
     _slots: asyncio.Semaphore = field(init=False, repr=False)
+    ops: Operations | None = None  # incidents, alerts, the Home tab (bot.ops)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.work_slots)
 
-    async def track(self, work: Awaitable[Any], key: str | None = None) -> Any:
+    async def track(self, work: Awaitable[Any], key: str | None = None, long: bool = False) -> Any:
         """Run request work after its ack: at most `work_slots` at a time (so acks are never starved
         by a backlog of work), counted for graceful shutdown and tests, and, when `key` names the
         Slack delivery, only once across retries and replicas (the first to claim it in the store)."""
@@ -58,7 +60,7 @@ class Runtime:
         if task is not None:
             self.inflight.add(task)
         try:
-            async with self._slots:
+            async with self._action_slots if long else self._slots:
                 if key is not None and not await self._first_delivery(key):
                     close = getattr(work, "close", None)
                     if callable(close):
@@ -114,11 +116,15 @@ async def build_runtime(
     incident_lookup: IncidentLookup | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Runtime:
+    settings = effective_settings(settings)
     store = await Store.open(database_url)
     metrics = Metrics()
     audit = AuditTrail(store, messenger, clock)
     services = {**services, "audit": audit}
     policy = Policy(settings, resolve_group)
+    ops = build_operations(settings=settings, store=store, messenger=messenger, audit=audit, policy=policy,
+                           registry=REGISTRY, services=services, clock=clock)
+    services["incidents"] = ops.incidents
     dispatcher = Dispatcher(
         settings=settings,
         registry=REGISTRY,
@@ -126,7 +132,7 @@ async def build_runtime(
         messenger=messenger,
         audit=audit,
         services=services,
-        incident_lookup=incident_lookup,
+        incident_lookup=incident_lookup or ops.incidents.lookup,
         clock=clock,
         on_command=metrics.command,
     )
@@ -137,6 +143,7 @@ async def build_runtime(
     sweep = settings.approvals.sweep_seconds
     scheduler.every("approvals.expire", sweep, approvals.expire_due)
     scheduler.every("approvals.interrupted", sweep, approvals.recover_interrupted)
+    schedule_jobs(ops, scheduler=scheduler, dispatcher=dispatcher, settings=settings, services=services, clock=clock)
     return Runtime(
         settings=settings,
         store=store,
@@ -149,4 +156,5 @@ async def build_runtime(
         services=services,
         instance_id=runtime_id,
         metrics=metrics,
+        ops=ops,
     )

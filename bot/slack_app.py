@@ -21,6 +21,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import incident_slack
 from bot.blocks import APPROVE, DENY
 from bot.errors import user_message
 from bot.messenger import DeliveryError, Origin
@@ -60,21 +61,24 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
             response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        await runtime.track(runtime.dispatcher.handle(origin, body.get("text", "")), key=request_key(body))
+        await runtime.track(incident_slack.handle_command(runtime, origin, body.get("text", "")),
+                            key=request_key(body))
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         origin = _click_origin(body)
         work = _guarded(runtime, origin, lambda: runtime.approvals.approve(_action_value(body), origin))
-        await runtime.track(work, key=request_key(body))
+        await runtime.track(work, key=request_key(body), long=True)
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         origin = _click_origin(body)
         work = _guarded(runtime, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
-        await runtime.track(work, key=request_key(body))
+        await runtime.track(work, key=request_key(body), long=True)
+
+    incident_slack.register(app, runtime, request_key)  # modal, command-line buttons, Home tab
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -168,6 +172,7 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_get("/metrics", metrics)
+    incident_slack.add_routes(web_app, runtime)  # POST /alerts/alertmanager
     web_app[RUNTIME_KEY] = runtime
     return web_app
 

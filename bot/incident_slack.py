@@ -1,0 +1,118 @@
+"""The Slack side of incidents and alerts: the declare modal, command-line buttons, the Home tab,
+and the Alertmanager route. `bot.slack_app` calls `register` and `add_routes`.
+
+- `/cf incident declare` alone opens the modal with the slash command's trigger_id (valid for 3 s,
+  so it is opened before anything else); every other `/cf` line goes to the dispatcher.
+- A click on a `cf_run:N` button runs the button's command line as if the clicker had typed it in
+  that channel (same parser, roles and approval flow); its answer goes to the message's thread.
+- `app_home_opened` publishes the Home tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.alerts import webhook_handler
+from bot.errors import user_message
+from bot.incident_views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
+from bot.messenger import DeliveryError, Origin
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+KeyFn = Callable[[dict[str, Any]], str | None]
+
+
+def wants_modal(text: str) -> bool:
+    return " ".join(text.lower().split()) == "incident declare"
+
+
+async def handle_command(runtime: Runtime, origin: Origin, text: str) -> None:
+    """The `/cf` listener's work: the declare modal when asked for, else the dispatcher."""
+    if wants_modal(text) and origin.trigger_id and await _may_declare(runtime, origin.user):
+        try:
+            await runtime.messenger.open_view(origin.trigger_id, declare_modal(origin.channel))
+            return
+        except DeliveryError as exc:
+            log.warning("declare modal not opened; answering with usage", extra={"error": exc.code})
+    await runtime.dispatcher.handle(origin, text)
+
+
+async def _may_declare(runtime: Runtime, user: str) -> bool:
+    spec = runtime.dispatcher.registry.get("incident declare")
+    return spec is not None and runtime.policy.may_run(spec, await runtime.policy.roles_of(user))
+
+
+def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
+    @app.action(re.compile(f"^{RUN}(:|$)"))
+    async def on_run(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        origin = _click_origin(body)
+        line = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        await runtime.track(_guarded(runtime, origin, lambda: runtime.dispatcher.handle(origin, line)),
+                            key=request_key(body))
+
+    @app.view(DECLARE_CALLBACK)
+    async def on_declare(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        values, errors = read_modal(view)
+        user = (body.get("user") or {}).get("id", "")
+        if not errors and not await _may_declare(runtime, user):
+            errors = {"title": "You need the operator role to declare an incident."}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        origin = Origin(user=user, channel=str(view.get("private_metadata") or runtime.settings.incident_channel))
+        await runtime.track(_guarded(runtime, origin, lambda: _declare(runtime, origin, values)), key=request_key(body))
+
+    @app.event("app_home_opened")
+    async def on_home(body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
+        if event.get("tab", "home") != "home" or runtime.ops is None:
+            return
+        await runtime.track(runtime.ops.home.publish(str(event.get("user", ""))), key=request_key(body))
+
+
+async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> None:
+    assert runtime.ops is not None
+    incident = await runtime.ops.incidents.declare(title=values["title"], severity=values["severity"],
+                                                   kind=values["kind"], user=origin.user)
+    await runtime.messenger.respond(origin, f":rotating_light: {incident.id} declared: <#{incident.channel}>")
+
+
+async def _guarded(runtime: Runtime, origin: Origin, work: Callable[[], Awaitable[Any]]) -> None:
+    """Work after an ack: a failure becomes a private answer, never a silent drop."""
+    try:
+        await work()
+    except Exception as exc:
+        try:
+            await runtime.messenger.respond(origin, user_message(exc))
+        except DeliveryError:
+            log.error("could not tell the user about a failure", extra={"user": origin.user})
+
+
+def _click_origin(body: dict[str, Any]) -> Origin:
+    container = body.get("container") or {}
+    return Origin(
+        user=(body.get("user") or {}).get("id", ""),
+        channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
+        response_url=body.get("response_url"),
+        trigger_id=body.get("trigger_id"),
+        thread_ts=container.get("thread_ts") or container.get("message_ts"),
+        message_ts=container.get("message_ts"),
+    )
+
+
+def add_routes(web_app: web.Application, runtime: Runtime) -> None:
+    """`POST /alerts/alertmanager`, when the runtime has the alert service."""
+    if runtime.ops is None:
+        return
+    handler = webhook_handler(runtime.ops.alerts, runtime.track, runtime.settings.alerts.token_env)
+    web_app.router.add_post("/alerts/alertmanager", handler)

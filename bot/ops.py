@@ -1,0 +1,73 @@
+"""Wiring for incidents, alerts, the Home tab and the scheduled checks (called by `build_runtime`).
+
+Kept apart from `bot.runtime` so the platform's wiring stays short: `build_operations` makes the
+services before the dispatcher exists (commands reach the incident service as "incidents", and the
+dispatcher's `incident_lookup` is its `lookup`), `schedule_jobs` adds the jobs once the dispatcher
+can make a `Context` for the health checks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.alerts import AlertService
+from bot.audit import AuditTrail
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.home import HomeTab
+from bot.incident_store import IncidentStore
+from bot.incidents import IncidentService
+from bot.jobs import HealthJob, RpoJob
+from bot.messenger import Messenger
+from bot.policy import Policy
+from bot.scheduler import Scheduler
+from bot.store import Store
+from commands.base import Registry, Role
+
+STATUSPAGE_COMMANDS = ("statuspage open", "statuspage update", "statuspage resolve")
+
+
+@dataclass
+class Operations:
+    incidents: IncidentService
+    alerts: AlertService
+    home: HomeTab
+    jobs: dict[str, Any] = field(default_factory=dict)
+
+
+def effective_settings(settings: Settings) -> Settings:
+    """`statuspage.require_approval: false` is the status-page commands listed in `approvals.exempt`."""
+    if settings.statuspage.require_approval:
+        return settings
+    exempt = list(dict.fromkeys([*settings.approvals.exempt, *STATUSPAGE_COMMANDS]))
+    return settings.model_copy(update={"approvals": settings.approvals.model_copy(update={"exempt": exempt})})
+
+
+def build_operations(*, settings: Settings, store: Store, messenger: Messenger, audit: AuditTrail,
+                     policy: Policy, registry: Registry, services: dict[str, Any],
+                     clock: Callable[[], float] = time.time) -> Operations:
+    incidents = IncidentService(settings=settings, store=store, messenger=messenger, audit=audit, registry=registry,
+                                policy=policy, services=services, clock=clock)
+    alerts = AlertService(settings=settings, records=incidents.records, messenger=messenger, audit=audit,
+                          incidents=incidents, registry=registry, policy=policy, clock=clock)
+    home = HomeTab(settings, store, incidents.records, messenger, clock)
+    return Operations(incidents=incidents, alerts=alerts, home=home)
+
+
+def schedule_jobs(ops: Operations, *, scheduler: Scheduler, dispatcher: Dispatcher, settings: Settings,
+                  services: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
+    """Reminders, the health SLA check and the RPO check, each once per tick across replicas."""
+    records: IncidentStore = ops.incidents.records
+
+    def context() -> Any:
+        return dispatcher.make_context("cf", settings.incident_channel, frozenset({Role.viewer}))
+
+    health = HealthJob(settings, records, dispatcher.messenger, context, clock=clock)
+    rpo = RpoJob(settings, records, dispatcher.messenger, services, clock=clock)
+    ops.jobs.update({"health.check": health, "rpo.check": rpo})
+    scheduler.every("incidents.reminders", settings.incidents.reminder_check_seconds, ops.incidents.remind_due)
+    scheduler.every("health.check", settings.alerts.health_check_seconds, health.run)
+    scheduler.every("rpo.check", settings.alerts.rpo_check_seconds, rpo.run)
