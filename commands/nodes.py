@@ -210,7 +210,7 @@ async def node_drain(ctx: Context, node: str, timeout: int | None = None, force:
 async def _run_drain(ctx: Context, node: str, force: bool, limit: int) -> Outcome:
     deadline = time.monotonic() + limit
     before = node_status(await ctx.kube.get_node(node))
-    await ctx.kube.set_unschedulable(node, True)
+    cordoned = node_status(await ctx.kube.set_unschedulable(node, True))
     plan = plan_drain(await ctx.kube.pods_on_node(node), force)
     total = len(plan.evict)
     await ctx.progress(f":construction: Cordoned {node}. Evicting {plural(total, 'pod')} "
@@ -231,7 +231,7 @@ async def _run_drain(ctx: Context, node: str, force: bool, limit: int) -> Outcom
             f"Drain of {node} stopped after {limit}s: {plural(len(problems), 'pod')} could not be evicted — "
             + "; ".join(problems[:5]) + f". {evicted} of {total} were evicted; the node stays cordoned. "
             "Scale the blocked deployment up (or wait for its pods to be ready) and drain again.")
-    after = f"cordoned, {plural(total, 'pod')} evicted, {plural(len(plan.daemonsets), 'DaemonSet pod')} left"
+    after = f"{cordoned}, {plural(total, 'pod')} evicted, {plural(len(plan.daemonsets), 'DaemonSet pod')} left"
     detail = Reply(title=f"Drained {node}", parts=[Table(["POD", "RESULT"], [[_ref(p), "evicted"] for p in plan.evict],
                                                           empty="There was nothing to evict.")])
     return Outcome(before=f"{before}, {plural(total, 'evictable pod')}", after=after, detail=detail)

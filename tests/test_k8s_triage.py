@@ -1,0 +1,142 @@
+"""Triage through Slack against the sandbox: status, pods, top, describe, events, crashloop, help.
+
+Scenario tests use the sandbox's faults (crashloop, memory-pressure, node-not-ready) and check that
+each command surfaces what an engineer would be looking for.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.harness import VIEWER
+from tests.k8s_support import assert_slack_accepted_everything, k8s_bot, last_reply
+
+CRASHING_NODE = "ip-10-0-3-13.ec2.internal"
+
+
+async def test_status_all_clear_in_one_message(bot, sim) -> None:  # type: ignore[no-untyped-def]
+    before = len(bot.messages())
+    await bot.slash("status", user=VIEWER)
+    assert len(bot.messages()) == before + 1
+    text = last_reply(bot)
+    assert "Status: all clear" in text
+    assert "4/4 fully ready" in text and "3/3 Ready" in text and "0 warnings" in text
+    assert "HTTP health" in text and "no endpoints configured" in text
+    assert_slack_accepted_everything(sim)
+
+
+async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with k8s_bot(sim, tmp_path, extra_pods=1000) as env:
+        calls = env.kube.calls
+        served = env.sandbox.api_calls
+        started = time.perf_counter()
+        await env.bot.slash("status")
+        took = time.perf_counter() - started
+        assert env.kube.calls - calls == 4  # deployments, pods, nodes, events: once each
+        assert env.sandbox.api_calls - served == 4
+        assert took < 10
+        assert "1,010 pods" in last_reply(env.bot)
+        assert_slack_accepted_everything(sim)
+
+
+async def test_status_in_a_node_outage_names_the_node_and_its_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with k8s_bot(sim, tmp_path, scenario="node-not-ready") as env:
+        await env.bot.slash("status")
+        text = last_reply(env.bot)
+        assert "Status:" in text and "failing" in text
+        assert "2/3 Ready" in text and CRASHING_NODE in text
+        assert "Nodes not Ready" in text and "NodeStatusUnknown" in text
+        assert "Pods not ready or restarting" in text
+        await env.bot.slash("nodes")
+        assert "NotReady" in last_reply(env.bot) and "1 not Ready" in last_reply(env.bot)
+        await env.bot.slash("top nodes")
+        assert "<unknown>" in last_reply(env.bot) and "without metrics" in last_reply(env.bot)
+        await env.bot.slash(f"describe node {CRASHING_NODE}")
+        text = last_reply(env.bot)
+        assert "node.kubernetes.io/unreachable:NoExecute" in text and "NodeNotReady" in text
+        assert_slack_accepted_everything(sim)
+
+
+async def test_crashloop_scenario(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with k8s_bot(sim, tmp_path, scenario="crashloop") as env:
+        await env.bot.slash("crashloop")
+        text = last_reply(env.bot)
+        assert "1 pod crash-looping" in text and "document-service-" in text
+        assert "OOMKilled" in text and "exit code 137" in text
+        assert "cpu 250m/1, memory 768Mi/2Gi" in text
+        assert "JavaScript heap out of memory" in text  # the previous container's last lines
+        pod = re.search(r"document-service-[a-z0-9]+-[a-z0-9]+", text)[0]  # type: ignore[index]
+        await env.bot.slash(f"describe pod {pod}")
+        text = last_reply(env.bot)
+        assert "CrashLoopBackOff" in text and "*OOMKilled* (exit code 137)" in text and "BackOff" in text
+        await env.bot.slash("status")
+        text = last_reply(env.bot)
+        assert "1 not ready or restarting" in text and "CrashLoopBackOff" in text and "BackOff" in text
+        await env.bot.slash("pods --sort restarts")
+        rows = [line for line in last_reply(env.bot).splitlines() if "document-service-" in line]
+        assert rows and "CrashLoopBackOff" in rows[0]
+        await env.bot.slash("events --warnings")
+        assert "Back-off restarting failed container" in last_reply(env.bot)
+        assert_slack_accepted_everything(sim)
+
+
+async def test_memory_pressure_shows_in_top_and_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with k8s_bot(sim, tmp_path, scenario="memory-pressure") as env:
+        await env.bot.slash("top pods --sort memory")
+        text = last_reply(env.bot)
+        lines = [line for line in text.splitlines() if "-5d9c855b84-" in line or "graphql-api-" in line]
+        assert lines and "graphql-api-" in lines[0]
+        assert "9" in lines[0].split()[-1]  # ~94% of the limit
+        assert "at 90% or more of the memory limit" in text
+        await env.bot.slash("pods graphql-api --sort memory")
+        text = last_reply(env.bot)
+        assert "3 graphql-api pods" in text and "MEMORY" in text and "Sorted by memory" in text
+        await env.bot.slash("status")
+        assert "Readiness probe failed" in last_reply(env.bot)
+        await env.bot.slash("crashloop")
+        assert "No pods in CrashLoopBackOff" in last_reply(env.bot)
+
+
+async def test_describe_deployment_and_get_aliases(bot, sim) -> None:  # type: ignore[no-untyped-def]
+    await bot.slash("describe deployment graphql-api")
+    text = last_reply(bot)
+    assert "3/3 ready" in text and "cpu 500m/1, memory 512Mi/1Gi" in text
+    assert "ghcr.io/candlefish/graphql-api:2.14.3" in text and "ScalingReplicaSet" in text
+    await bot.slash("get pods")
+    assert "10 pods in namespace" in last_reply(bot)
+    await bot.slash("events")
+    assert "newest first" in last_reply(bot)
+    await bot.slash("nodes")
+    assert "3 nodes, all Ready" in last_reply(bot) and "CPU REQUESTS" in last_reply(bot)
+    assert_slack_accepted_everything(sim)
+
+
+async def test_bad_names_and_flags_get_a_usage_line(bot, sim) -> None:  # type: ignore[no-untyped-def]
+    await bot.slash("pods Not_An_App")
+    await bot.slash("pods --sort size")
+    await bot.slash("top everything")
+    await bot.slash("describe secret app-secrets")
+    await bot.slash("events --since 5m")
+    said = " ".join(bot.private_texts())
+    assert "is not a valid Kubernetes name" in said
+    assert "`size` is not one of: memory, cpu, restarts" in said
+    assert "`everything` is not one of: pods, nodes" in said
+    assert "`secret` is not one of: pod, node, deployment" in said
+    assert "Unknown option `--since`" in said
+    assert said.count("Usage") >= 5 or said.count("/cf ") >= 5
+    await bot.slash("describe pod graphql-api-nope")
+    await bot.slash("pods nosuchapp")
+    said = " ".join(bot.private_texts())
+    assert "Pod `graphql-api-nope` was not found" in said and "graphql-api-" in said
+    assert "No pods with label `app=nosuchapp`" in said and "`websocket-service`" in said
+    assert_slack_accepted_everything(sim)
+
+
+async def test_help_lists_the_suite(bot) -> None:  # type: ignore[no-untyped-def]
+    await bot.slash("help", user=VIEWER)
+    said = " ".join(bot.private_texts())
+    for name in ("status", "pods", "top", "describe", "events", "crashloop", "logs", "metrics", "ws probe",
+                 "nodes", "node drain", "node cordon", "rollout history", "rollout undo", "restart all",
+                 "scale all", "hpa", "secrets", "evidence", "backup config", "isolate", "block-ip"):
+        assert f"/cf {name}" in said, name
