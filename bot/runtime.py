@@ -45,12 +45,18 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
-    work_slots: int = 8
+    # Work after an ack runs in a few slots so that a burst of commands queues cheaply instead of
+    # starving acks of the event loop and the GIL (measured: bench/RESULTS.md). Approved changes may
+    # wait minutes on the systems they change (a drain, a rollout), so they have slots of their own.
+    work_slots: int = 4
+    action_slots: int = 16
     _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _action_slots: asyncio.Semaphore = field(init=False, repr=False)
     ops: Operations | None = None  # incidents, alerts, the Home tab (bot.ops)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.work_slots)
+        self._action_slots = asyncio.Semaphore(self.action_slots)
 
     async def track(self, work: Awaitable[Any], key: str | None = None, long: bool = False) -> Any:
         """Run request work after its ack: at most `work_slots` at a time (so acks are never starved
