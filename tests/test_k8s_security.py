@@ -36,7 +36,8 @@ async def plant_secrets(kubeconfig: str, tmp_path) -> None:  # type: ignore[no-u
 
 
 async def first_pod(kubeconfig: str, app: str) -> str:
-    return await kubectl(kubeconfig, "-n", NS, "get", "pods", "-l", f"app={app}", "-o", "jsonpath={.items[0].metadata.name}")
+    return await kubectl(kubeconfig, "-n", NS, "get", "pods", "-l", f"app={app}",
+                         "-o", "jsonpath={.items[0].metadata.name}")
 
 
 async def test_no_secret_value_reaches_slack_logs_or_audit(bot, sandbox, sim, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
