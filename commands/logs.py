@@ -26,6 +26,7 @@ BYTES_PER_CONTAINER = 2 * 2**20
 MESSAGE_CHARS = 2800  # what one code block holds, with room for the fences
 LINE_CHARS = 300
 CONCURRENCY = 8
+MAX_PODS = 50  # kubectl refuses more than --max-log-requests; we read the first 50 and say so
 PROBE_TIMEOUT = 5.0
 Obj = dict[str, Any]
 
@@ -62,9 +63,11 @@ async def logs(ctx: Context, target: str, since: int | None = None, grep: str | 
                previous: bool = False, tail: int | None = None) -> Reply:
     pods = await _resolve(ctx, target)
     tail = tail if tail is not None else (None if since else DEFAULT_TAIL)
-    fetched = await _fetch_all(ctx, pods, since, previous, tail)
+    fetched = await _fetch_all(ctx, pods[:MAX_PODS], since, previous, tail)
     lines = sorted((line for found, _ in fetched for line in found), key=lambda ln: ln.at)
     problems = [p for _, p in fetched if p]
+    if len(pods) > MAX_PODS:
+        problems.insert(0, f"{len(pods) - MAX_PODS} of {len(pods)} pods (logs are read from the first {MAX_PODS})")
     if grep:
         pattern = re.compile(grep)
         lines = [ln for ln in lines if pattern.search(ln.text)]
@@ -90,6 +93,8 @@ async def _fetch_all(ctx: Context, pods: list[Obj], since: int | None, previous:
     many = len(pods) > 1
 
     async def one(pod: Obj, container: str, label: str) -> tuple[list[LogLine], str]:
+        if previous and not _has_previous(pod, container):
+            return [], f"{label}: no previous container"
         async with gate:
             try:
                 text = await ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"], container=container,
@@ -106,6 +111,14 @@ async def _fetch_all(ctx: Context, pods: list[Obj], since: int | None, previous:
             label = _label(pod["metadata"]["name"], container, many, len(containers) > 1)
             jobs.append(one(pod, container, label))
     return list(await asyncio.gather(*jobs))
+
+
+def _has_previous(pod: Obj, container: str) -> bool:
+    """Only a container that has terminated once has a previous log (asking otherwise is a 400)."""
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if cs.get("name") == container:
+            return bool((cs.get("lastState") or {}).get("terminated"))
+    return False
 
 
 def _label(pod: str, container: str, many_pods: bool, many_containers: bool) -> str:

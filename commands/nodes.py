@@ -32,7 +32,7 @@ from commands.base import CommandError, Context, Kind, Role, command
 from commands.kubefmt import age
 from commands.reply import Change, Note, Outcome, Reply, Table
 from integrations.errors import NotFound
-from integrations.kube import EvictionBlocked
+from integrations.kube import TooManyRequests
 
 AREA = "Nodes"
 RETRY_SECONDS = 5.0  # kubectl drain's pause between evictions refused by a disruption budget
@@ -247,7 +247,7 @@ async def _evict_until_gone(ctx: Context, pod: Obj, deadline: float) -> str | No
             break
         except NotFound:
             return None
-        except EvictionBlocked as exc:
+        except TooManyRequests as exc:
             if not told:
                 await ctx.progress(f":hourglass: {ns}/{name}: {one_line(exc.message, 200)}; retrying every "
                                    f"{RETRY_SECONDS:g}s until the timeout.")

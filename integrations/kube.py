@@ -47,8 +47,8 @@ _LISTS: dict[str, tuple[str, str]] = {
 }
 
 
-class EvictionBlocked(Conflict):
-    """The API server answered 429 to an eviction: a disruption budget forbids it for now; retry later."""
+class TooManyRequests(Conflict):
+    """HTTP 429: retry later. For an eviction it means a disruption budget forbids it for now."""
 
 
 class Kube:
@@ -260,7 +260,7 @@ class Kube:
         return dict(await self._call(self.core.patch_node, name, body, what=f"{verb} node {name}"))
 
     async def evict_pod(self, namespace: str, name: str) -> None:
-        """POST pods/NAME/eviction (policy/v1); raises EvictionBlocked when a disruption budget says 429."""
+        """POST pods/NAME/eviction (policy/v1); raises TooManyRequests when a disruption budget says 429."""
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
         await self._call(self.core.create_namespaced_pod_eviction, name, namespace, body,
                          what=f"evict pod {namespace}/{name}")
@@ -310,7 +310,7 @@ def _api_error(exc: ApiException, what: str) -> IntegrationError:
     if status in (401, 403):
         return Forbidden(SYSTEM, f"{what}: the bot is not allowed to do this ({message}).")
     if status == 429:
-        return EvictionBlocked(SYSTEM, f"{what}: {_cause(exc) or message}")
+        return TooManyRequests(SYSTEM, f"{what}: {_cause(exc) or message}")
     if status in (409, 422):
         return Conflict(SYSTEM, f"{what}: {message}")
     if status >= 500 or status == 0:
