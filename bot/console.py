@@ -195,13 +195,17 @@ class ConsoleSession:
     users: dict[str, str]  # name -> user id
     user: str
     out: TextIO = sys.stdout
+    channel: str = CHANNEL  # `/in NAME` moves the session into an incident channel
 
     def origin(self) -> Origin:
-        return Origin(user=self.user, channel=CHANNEL)
+        return Origin(user=self.user, channel=self.channel)
+
+    def _name(self) -> str:
+        return next((n for n, uid in self.users.items() if uid == self.user), self.user)
 
     def prompt(self) -> str:
-        name = next((n for n, uid in self.users.items() if uid == self.user), self.user)
-        return f"{name}> "
+        where = "" if self.channel == CHANNEL else f" #{self.messenger.channels.get(self.channel, self.channel)}"
+        return f"{self._name()}{where}> "
 
     async def line(self, raw: str) -> bool:
         """Handle one input line; False means quit."""
@@ -213,13 +217,16 @@ class ConsoleSession:
         if text.startswith("/as"):
             self._switch(text[3:].strip())
             return True
+        if text == "/in" or text.startswith("/in "):
+            self._enter(text[3:].strip().lstrip("#"))
+            return True
         if text.isdigit():
             await self._click(int(text))
             return True
         if text.startswith("/cf"):
-            await self.handle(self.origin(), text[3:].strip())
+            await self.handle(self.origin(), self._mentions(text[3:].strip()))
             return True
-        self.out.write("  Type `/cf COMMAND` (try `/cf help`), `/as USER`, a button number, or /quit.\n")
+        self.out.write("  Type `/cf COMMAND` (try `/cf help`), `/as USER`, `/in CHANNEL`, a button number, or /quit.\n")
         return True
 
     def _switch(self, who: str) -> None:
@@ -229,7 +236,26 @@ class ConsoleSession:
             self.out.write(f"  Unknown user `{who}`. Demo users: {known}\n")
             return
         self.user = uid
-        self.out.write(f"  You are now {self.prompt()[:-2]} ({uid}).\n")
+        self.out.write(f"  You are now {self._name()} ({uid}).\n")
+
+    def _enter(self, name: str) -> None:
+        """`/in` alone: back to #incident-response; else the newest channel whose name contains NAME."""
+        if not name:
+            self.channel = CHANNEL
+        else:
+            found = [cid for cid, n in self.messenger.channels.items() if name in n]
+            if not found:
+                self.out.write(f"  No channel matches `{name}`. Channels: "
+                               f"{', '.join('#' + n for n in self.messenger.channels.values())}\n")
+                return
+            self.channel = found[-1]
+        self.out.write(f"  You are in #{self.messenger.channels.get(self.channel, self.channel)}.\n")
+
+    def _mentions(self, text: str) -> str:
+        """`@arjun` -> `<@U0APPROVER|arjun>`, as Slack escapes a mention in a slash command."""
+        return re.sub(r"(?<![<\w])@([a-z][\w.-]*)",
+                      lambda m: f"<@{self.users[m.group(1).lower()]}|{m.group(1)}>"
+                      if m.group(1).lower() in self.users else m.group(0), text)
 
     async def _click(self, number: int) -> None:
         buttons = self.messenger.visible_buttons()
@@ -238,7 +264,7 @@ class ConsoleSession:
             return
         button = buttons[number - 1]
         origin = Origin(user=self.user, channel=button.channel, message_ts=button.message_ts)
-        self.out.write(f"  ({self.prompt()[:-2]} clicked {button.label})\n")
+        self.out.write(f"  ({self._name()} clicked {button.label})\n")
         if button.action_id == "cf_approve":
             await self.approve(button.value, origin)
         elif button.action_id == "cf_deny":

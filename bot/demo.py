@@ -90,7 +90,14 @@ async def probes_part(env: DemoEnv) -> DemoPart:
     return DemoPart(config={"probes": targets.probes_config()}, note=f"Probes: stand-in service endpoints at {url}")
 
 
-SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part]
+async def vendors_part(env: DemoEnv) -> DemoPart:
+    """Statuspage and PagerDuty stand-ins on a local port, and clients pointed at them."""
+    from bot.demo_vendors import vendors_part as setup
+
+    return await setup(env)
+
+
+SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part, vendors_part]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -145,4 +152,5 @@ cf demo — the bot in your terminal, against a simulated Candlefish platform (#
   /cf help                 list commands          /cf pods      /cf scale graphql-api 10
   /as NAME                 act as someone else: {names}
   a number                 click that button      /quit         leave
+  /cf incident declare sev1 Editor is down       then `/in editor` to type in its channel (`/in` to come back)
 You start as olivia (operator). Ask for a change, then `/as arjun` and approve it."""

@@ -17,7 +17,8 @@ from bot.incident_views import duration
 from bot.playbooks import PLAYBOOKS, SEVERITY_LABEL
 from bot.store import AuditEntry
 
-_DETAIL_KEYS = ("text", "summary", "title", "status", "role", "user", "alertname", "error", "reason")
+_DETAIL_KEYS = ("text", "summary", "title", "severity", "level", "status", "role", "user", "alertname", "error",
+                "reason")
 
 
 def _utc(ts: float) -> str:

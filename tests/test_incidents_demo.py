@@ -1,0 +1,35 @@
+"""`cfbot demo` with piped input: an incident channel shown in the console, paging and the status page
+against the demo's local stand-ins, a second person approving the public update."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.test_cli import CFBOT
+
+
+async def test_demo_incident_with_paging_and_status_page() -> None:
+    script = "\n".join([
+        "/cf incident declare sev1 Editor is down",
+        "/in editor",
+        "/cf page primary",
+        "/cf statuspage open --components editor,api",
+        "/as arjun",
+        "4",  # Approve: buttons 1-3 are the pinned summary's
+        "/as olivia",
+        "/cf incident resolve",
+        "",
+    ])
+    proc = await asyncio.create_subprocess_exec(
+        CFBOT, "demo", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 90)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "+ channel #inc-" in text and "📌 pinned in #inc-" in text
+    assert "[1] Run triage" in text and "[3] Update status page (approval)" in text
+    assert "Paged Primary On-call (critical)" in text and "cf-inc-1-primary" in text
+    assert "(arjun clicked Approve)" in text and "public incident https://stspg.io/" in text
+    assert "INC-1 resolved" in text
+    assert "Traceback" not in text + err.decode()
