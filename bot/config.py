@@ -135,6 +135,17 @@ class Alerts(_Section):
     rpo_check_seconds: float = Field(300, gt=0)  # how often the newest recovery point is checked
     rpo_minutes: float = Field(15, gt=0)  # runbook: RPO 15 minutes
 
+    @field_validator("aliases")
+    @classmethod
+    def _known_rules(cls, aliases: dict[str, str]) -> dict[str, str]:
+        from bot.alert_rules import RULES
+
+        keys = {r.key for r in RULES}
+        for name, rule in aliases.items():
+            if rule not in keys:
+                raise ValueError(f"{name}: {rule!r} is not a built-in alert rule ({', '.join(sorted(keys))})")
+        return aliases
+
 
 class Statuspage(_Section):
     """Atlassian Statuspage (REST API v1); the API key comes from env STATUSPAGE_API_KEY."""
