@@ -37,6 +37,10 @@ async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path)
         assert env.sandbox.api_calls - served == 4
         assert took < 10
         assert "1,010 pods" in last_reply(env.bot)
+        for text in ("pods --sort memory", "top pods", "nodes", "logs load-generator --tail 3", "pods -A"):
+            await env.bot.slash(text)  # long output: truncated to fit, the whole attached
+        assert "Showing" in last_reply(env.bot) and "rows" in last_reply(env.bot)
+        assert len(sim.files) >= 4
         assert_slack_accepted_everything(sim)
 
 
