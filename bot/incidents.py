@@ -106,8 +106,11 @@ class IncidentService:
                                     commander=user if is_person(user) else None)
         problems = await self._dress(incident)
         summary = views.summary(incident, self._summary_buttons())
-        summary_ts = await self.messenger.post(channel, summary.text, summary.blocks)
-        problems += await self._quietly(self.messenger.pin(channel, summary_ts), "pin the summary")
+        summary_ts = await self._post_quietly(channel, summary.text, summary.blocks)
+        if summary_ts is None:
+            problems.append("could not post the summary")
+        else:
+            problems += await self._quietly(self.messenger.pin(channel, summary_ts), "pin the summary")
         if problems:
             await self._note(channel, ":warning: " + "; ".join(problems) + ".")
         announce = views.announcement(incident)

@@ -170,7 +170,7 @@ class SlackMessenger:
         if not users:
             return
         try:
-            await self._call("conversations.invite", channel=channel, users=",".join(users[:1000]))
+            await self._call("conversations.invite", channel=channel, users=",".join(users[:1000]), force=True)
         except DeliveryError as exc:
             if exc.code != "already_in_channel":
                 raise

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from bot.schema_incidents import INCIDENT_TABLES
+
 Row = dict[str, Any]
 
 
@@ -86,67 +88,8 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
-    # Incidents, alerts, status-page incidents and small shared job state (bot/incident_store.py).
-    Migration(
-        "0002_incidents_alerts",
-        (
-            """CREATE TABLE IF NOT EXISTS cf_incidents (
-                id TEXT PRIMARY KEY,
-                number INTEGER NOT NULL UNIQUE,
-                title TEXT NOT NULL,
-                severity TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                status TEXT NOT NULL,
-                channel TEXT,
-                channel_name TEXT,
-                declared_by TEXT NOT NULL,
-                declared_at DOUBLE PRECISION NOT NULL,
-                commander TEXT,
-                comms TEXT,
-                scribe TEXT,
-                resolved_at DOUBLE PRECISION,
-                resolved_by TEXT,
-                last_update_at DOUBLE PRECISION NOT NULL,
-                last_reminder_at DOUBLE PRECISION,
-                summary_ts TEXT,
-                announce_ts TEXT,
-                page_keys TEXT NOT NULL DEFAULT '[]',
-                source TEXT
-            )""",
-            "CREATE INDEX IF NOT EXISTS cf_incidents_channel ON cf_incidents (channel)",
-            "CREATE INDEX IF NOT EXISTS cf_incidents_status ON cf_incidents (status)",
-            """CREATE TABLE IF NOT EXISTS cf_alerts (
-                key TEXT PRIMARY KEY,
-                fingerprint TEXT NOT NULL,
-                alertname TEXT NOT NULL,
-                status TEXT NOT NULL,
-                channel TEXT,
-                message_ts TEXT,
-                incident_id TEXT,
-                received_at DOUBLE PRECISION NOT NULL,
-                resolved_at DOUBLE PRECISION,
-                alert TEXT NOT NULL
-            )""",
-            "CREATE INDEX IF NOT EXISTS cf_alerts_fingerprint ON cf_alerts (fingerprint)",
-            """CREATE TABLE IF NOT EXISTS cf_statuspage (
-                id TEXT PRIMARY KEY,
-                incident_id TEXT,
-                title TEXT NOT NULL,
-                status TEXT NOT NULL,
-                impact TEXT NOT NULL,
-                components TEXT NOT NULL DEFAULT '[]',
-                shortlink TEXT,
-                opened_by TEXT NOT NULL,
-                opened_at DOUBLE PRECISION NOT NULL,
-                updated_at DOUBLE PRECISION NOT NULL
-            )""",
-            """CREATE TABLE IF NOT EXISTS cf_state (
-                key TEXT PRIMARY KEY,
-                value TEXT NOT NULL,
-                updated_at DOUBLE PRECISION NOT NULL
-            )""",
-        ),
-    ),
+    # Incidents, alerts, status-page incidents and shared job state: bot/schema_incidents.py.
+    Migration("0002_incidents_alerts", INCIDENT_TABLES),
 ]
 
 

@@ -67,6 +67,8 @@ async def page(ctx: Context, level: str = "primary", text: str | None = None, se
     if entry is None:
         raise CommandError(f"No on-call level `{level}` in config (`incidents.oncall`).")
     incident = await _incident(ctx)
+    if incident is not None and not incident.is_open:
+        incident = None  # a page now is about something new; it must not reopen the resolved incident's alert
     summary = text or (incident.title if incident else None)
     if not summary:
         raise CommandError("Say what is wrong: `/cf page primary Editor is down`.")

@@ -1,0 +1,64 @@
+"""Tables for incidents, alerts, status-page incidents and the scheduled jobs' shared state.
+
+Data only (no imports), so `bot.store` can list it as the `0002_incidents_alerts` migration without
+an import cycle; `bot.incident_store` holds the queries. `{serial}` is not used here: every table
+has a natural key.
+"""
+
+INCIDENT_TABLES: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS cf_incidents (
+        id TEXT PRIMARY KEY,
+        number INTEGER NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        channel TEXT,
+        channel_name TEXT,
+        declared_by TEXT NOT NULL,
+        declared_at DOUBLE PRECISION NOT NULL,
+        commander TEXT,
+        comms TEXT,
+        scribe TEXT,
+        resolved_at DOUBLE PRECISION,
+        resolved_by TEXT,
+        last_update_at DOUBLE PRECISION NOT NULL,
+        last_reminder_at DOUBLE PRECISION,
+        summary_ts TEXT,
+        announce_ts TEXT,
+        page_keys TEXT NOT NULL DEFAULT '[]',
+        source TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS cf_incidents_channel ON cf_incidents (channel)",
+    "CREATE INDEX IF NOT EXISTS cf_incidents_status ON cf_incidents (status)",
+    """CREATE TABLE IF NOT EXISTS cf_alerts (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        alertname TEXT NOT NULL,
+        status TEXT NOT NULL,
+        channel TEXT,
+        message_ts TEXT,
+        incident_id TEXT,
+        received_at DOUBLE PRECISION NOT NULL,
+        resolved_at DOUBLE PRECISION,
+        alert TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS cf_alerts_fingerprint ON cf_alerts (fingerprint)",
+    """CREATE TABLE IF NOT EXISTS cf_statuspage (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        impact TEXT NOT NULL,
+        components TEXT NOT NULL DEFAULT '[]',
+        shortlink TEXT,
+        opened_by TEXT NOT NULL,
+        opened_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS cf_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+)
