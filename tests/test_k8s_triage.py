@@ -144,3 +144,15 @@ async def test_help_lists_the_suite(bot) -> None:  # type: ignore[no-untyped-def
                  "nodes", "node drain", "node cordon", "rollout history", "rollout undo", "restart all",
                  "scale all", "hpa", "secrets", "evidence", "backup config", "isolate", "block-ip"):
         assert f"/cf {name}" in said, name
+
+
+async def test_status_with_the_api_server_down_is_one_line(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with k8s_bot(sim, tmp_path) as env:
+        await env.sandbox.stop()
+        await env.bot.slash("status")
+        text = last_reply(env.bot)
+        kube_lines = [line for line in text.splitlines() if line.startswith(":red_circle: *Kubernetes*")]
+        assert len(kube_lines) == 1 and "unreachable" in kube_lines[0]
+        assert "*HTTP health*" in text  # the other checks still report
+        assert "1 check failing" in text
+        assert_slack_accepted_everything(sim)
