@@ -56,6 +56,7 @@ async def _incident(ctx: Context) -> Any:
           opt("--severity", choice(*PD_SEVERITIES), "PagerDuty severity (default: from the incident, else critical)")],
     role=Role.operator,
     example="/cf page primary Editor returns 502 for everyone --severity critical",
+    needs=["pagerduty"],
 )
 async def page(ctx: Context, level: str = "primary", text: str | None = None, severity: str | None = None) -> Reply:
     text, extra = trailing_options(text, {"--severity": choice(*PD_SEVERITIES)}, "page")
@@ -127,6 +128,7 @@ def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str
     kind=Kind.change,
     role=Role.operator,
     example="/cf statuspage open Editor unavailable --status investigating --components editor,api --impact major",
+    needs=["statuspage", "incidents"],
 )
 async def statuspage_open(ctx: Context, title: str | None = None, status: str = "investigating",
                           components: str | None = None, impact: str | None = None) -> Change:
@@ -173,6 +175,7 @@ async def _target(ctx: Context) -> Any:
     kind=Kind.change,
     role=Role.operator,
     example="/cf statuspage update --status identified We found the cause and are fixing it.",
+    needs=["statuspage", "incidents"],
 )
 async def statuspage_update(ctx: Context, text: str, status: str | None = None) -> Change:
     peeled, extra = trailing_options(text, {"--status": choice(*SP_STATUSES)}, "statuspage update")
@@ -198,6 +201,7 @@ async def statuspage_update(ctx: Context, text: str, status: str | None = None) 
     kind=Kind.change,
     role=Role.operator,
     example="/cf statuspage resolve",
+    needs=["statuspage", "incidents"],
 )
 async def statuspage_resolve(ctx: Context, text: str | None = None) -> Change:
     client = _statuspage(ctx)
