@@ -168,7 +168,7 @@ async def block_ip(ctx: Context, cidr: str) -> Change:
         if found is None:
             raise CommandError(f"NetworkPolicy `{POLICY}` has no ingress ipBlock that contains `{cidr}`, so there "
                                "is no `except` list to add it to. Nothing was changed.")
-        current = f"except {found[2].get('except') or []}"
+        current = _excepts(found[2].get("except"))
         if cidr in (found[2].get("except") or []):
             warnings.append(f"`{cidr}` is already blocked; approving changes nothing.")
 
@@ -191,12 +191,16 @@ async def _apply_block(ctx: Context, cidr: str) -> Outcome:
     i, j, block = found
     before = list(block.get("except") or [])
     if cidr in before:
-        return Outcome(before=f"except {before}", after="unchanged (already blocked)")
+        return Outcome(before=_excepts(before), after="unchanged (already blocked)")
     path = f"/spec/ingress/{i}/from/{j}/ipBlock/except"
     version = policy["metadata"]["resourceVersion"]
     ops: list[Obj] = [{"op": "test", "path": "/metadata/resourceVersion", "value": version}]
     ops.append({"op": "add", "path": f"{path}/-", "value": cidr} if "except" in block
                else {"op": "add", "path": path, "value": [cidr]})
     patched = await ctx.kube.patch_network_policy(ctx.namespace, POLICY, ops)
-    after = patched["spec"]["ingress"][i]["from"][j]["ipBlock"].get("except") or []
-    return Outcome(before=f"except {before}", after=f"except {after}")
+    after = patched["spec"]["ingress"][i]["from"][j]["ipBlock"].get("except")
+    return Outcome(before=_excepts(before), after=_excepts(after))
+
+
+def _excepts(blocks: list[str] | None) -> str:
+    return f"except [{', '.join(blocks or [])}]"
