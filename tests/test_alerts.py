@@ -154,9 +154,9 @@ async def test_two_replicas_post_an_alert_once(sim, pg_url, monkeypatch) -> None
 def test_config_refuses_unknown_alias_targets_and_responders() -> None:
     from bot.config import ConfigError, parse_settings
 
-    with pytest.raises(ConfigError, match="alerts.aliases.*'nope' is not a built-in alert rule"):
+    with pytest.raises(ConfigError, match=r"alerts\.aliases.*'nope' is not a built-in alert rule"):
         parse_settings({"incident_channel": CHANNEL, "alerts": {"aliases": {"MyAlert": "nope"}}})
-    with pytest.raises(ConfigError, match="incidents.responders"):
+    with pytest.raises(ConfigError, match=r"incidents\.responders"):
         parse_settings({"incident_channel": CHANNEL, "incidents": {"responders": ["alice"]}})
     with pytest.raises(ConfigError, match="reminder_minutes"):
         parse_settings({"incident_channel": CHANNEL, "incidents": {"reminder_minutes": {"sev9": 5}}})
