@@ -58,7 +58,7 @@ def _yaml(obj: Any) -> bytes:
 async def evidence(ctx: Context, pod: str) -> Reply:
     found = await find_pod(ctx, pod)
     prefix = f"incident-{pod}-{_stamp()}"
-    spec = {k: v for k, v in found.items()}
+    spec = dict(found)
     spec["metadata"] = {k: v for k, v in found["metadata"].items() if k != "managedFields"}
     files = [File(f"{prefix}-pod.yaml", _yaml(spec), f"Spec of pod {pod}")]
     logs, missing = await _logs(ctx, found, prefix)

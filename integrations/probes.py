@@ -58,6 +58,9 @@ def _elapsed_ms(started: float) -> float:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error.strerror or str(exc.os_error)
+        return f"cannot connect to {exc.host}:{exc.port} ({cause})"
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())[:160]
 
