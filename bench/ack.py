@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import load
 from bench.memory import settle
-from bench.procs import start_bare, start_cf, start_sandbox, start_sim
+from bench.procs import response_urls, start_bare, start_cf, start_sandbox, start_sim
 
 LEVELS = ((1, 200), (20, 1000), (100, 2000))
 COMMANDS = {"/cf pods": ("pods", "U0VIEWER"), "/cf scale": ("scale graphql-api 5", "U0OPERATOR")}
@@ -26,7 +26,7 @@ async def measure(workdir: Path) -> list[dict[str, Any]]:
     rows = []
     try:
         for name, (text, user) in COMMANDS.items():
-            body = load.slash(text, user)
+            body = load.slash(text, user, await response_urls(sim, max(t for _, t in LEVELS), user))
             for target in (cf, bare):  # warm-up: connections, imports, first auth.test
                 await load.run(f"{target.url}/slack/events", body, 5, 30)
             for concurrency, total in LEVELS:

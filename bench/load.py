@@ -15,9 +15,11 @@ from tests.slack_sim import sign, slash_body
 BodyFn = Callable[[int], str]
 
 
-def slash(text: str, user: str = "U0OPERATOR") -> BodyFn:
+def slash(text: str, user: str, response_urls: list[str]) -> BodyFn:
+    """Signed-ready `/cf TEXT` bodies, each with its own trigger and a real response_url."""
+
     def make(i: int) -> str:
-        return slash_body(text, user, "C0INCIDENT", response_url="http://127.0.0.1:9/unused",
+        return slash_body(text, user, "C0INCIDENT", response_url=response_urls[i % len(response_urls)],
                           trigger_id=f"bench.{time.time_ns()}.{i}")
 
     return make

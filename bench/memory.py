@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.procs import Proc, sim_calls, start_cf, start_sandbox, start_sim
+from bench.procs import Proc, response_urls, sim_calls, start_cf, start_sandbox, start_sim
 
 MIX = (("pods", "U0VIEWER"), ("help", "U0VIEWER"), ("audit 5", "U0VIEWER"), ("scale graphql-api 5", "U0OPERATOR"))
 
@@ -29,7 +29,8 @@ async def measure(workdir: Path) -> dict[str, Any]:
         result: dict[str, Any] = {"idle_mb": cf.rss_mb()}
         for done in (250, 500, 750, 1000):
             for text, user in MIX:
-                await load.run(f"{cf.url}/slack/events", load.slash(text, user), 10, 250 // len(MIX) + 1)
+                urls = await response_urls(sim, 250 // len(MIX) + 1, user)
+                await load.run(f"{cf.url}/slack/events", load.slash(text, user, urls), 10, len(urls))
             await settle(sim)
             result[f"after_{done}_mb"] = cf.rss_mb()
         result["commands"] = 1000

@@ -120,3 +120,11 @@ async def start_sim() -> tuple[Proc, str]:
 async def sim_calls(sim: Proc) -> int:
     async with aiohttp.ClientSession() as session, session.get(f"{sim.url}/healthz") as resp:
         return int((await resp.json())["calls"])
+
+
+async def response_urls(sim: Proc, n: int, user: str) -> list[str]:
+    """Fresh response_urls from the simulator (each takes Slack's five posts)."""
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{sim.url}/response_urls", params={"n": str(n), "user": user}
+    ) as resp:
+        return list(await resp.json())

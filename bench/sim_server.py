@@ -21,8 +21,14 @@ async def main(port: int) -> None:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "api_url": sim.api_url, "calls": len(sim.calls)})
 
+    async def response_urls(request: web.Request) -> web.Response:
+        n = min(int(request.query.get("n", "100")), 10_000)
+        user = request.query.get("user") or None
+        return web.json_response([sim.new_response_url("C0INCIDENT", user) for _ in range(n)])
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/response_urls", response_urls)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

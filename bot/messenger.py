@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -98,6 +99,17 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 class SlackMessenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._hook_session: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """One HTTP session for every response_url post: pooled connections, no session per answer."""
+        if self._hook_session is None or self._hook_session.closed:
+            self._hook_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        return self._hook_session
+
+    async def close(self) -> None:
+        if self._hook_session is not None:
+            await self._hook_session.close()
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:
@@ -124,7 +136,8 @@ class SlackMessenger:
 
     async def respond(self, origin: Origin, text: str, blocks: Blocks | None = None) -> None:
         if origin.response_url:
-            hook = AsyncWebhookClient(origin.response_url, timeout=10, retry_handlers=retry_handlers())
+            hook = AsyncWebhookClient(origin.response_url, timeout=10, retry_handlers=retry_handlers(),
+                                      session=self._session())
             try:
                 resp = await hook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
             except (SlackClientError, OSError, TimeoutError) as exc:

@@ -109,6 +109,9 @@ class Runtime:
                 result = closer()
                 if hasattr(result, "__await__"):
                     await result
+        closer = getattr(self.messenger, "close", None)
+        if callable(closer):
+            await closer()
         await self.store.close()
 
 
