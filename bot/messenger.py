@@ -9,6 +9,7 @@ uploads through a `Messenger`. Slack calls are retried by slack_sdk's handlers (
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +101,7 @@ class SlackMessenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self._hook_session: aiohttp.ClientSession | None = None
+        self._auth_checked: tuple[float, str | None] | None = None
 
     def _session(self) -> aiohttp.ClientSession:
         """One HTTP session for every response_url post: pooled connections, no session per answer."""
@@ -110,6 +112,22 @@ class SlackMessenger:
     async def close(self) -> None:
         if self._hook_session is not None:
             await self._hook_session.close()
+
+    async def auth_problem(self, max_age: float = 30.0) -> str | None:
+        """None when the bot token works (auth.test), else Slack's error; cached for `max_age` seconds
+        so a readiness probe every few seconds costs one Slack call per half minute."""
+        now = time.monotonic()
+        if self._auth_checked is not None and now - self._auth_checked[0] < max_age:
+            return self._auth_checked[1]
+        try:
+            await self.client.auth_test()
+            problem = None
+        except SlackApiError as exc:
+            problem = str(exc.response.get("error", "unknown_error"))
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            problem = type(exc).__name__
+        self._auth_checked = (now, problem)
+        return problem
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:

@@ -159,11 +159,17 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
         return web.json_response({"ok": True})
 
     async def readyz(_request: web.Request) -> web.Response:
+        """Ready only when the store answers and Slack accepts the bot token."""
         problems = []
         try:
             await runtime.store.driver.fetch("SELECT 1 AS one")
         except Exception as exc:
             problems.append(f"store: {exc}")
+        auth_problem = getattr(runtime.messenger, "auth_problem", None)
+        if callable(auth_problem):
+            slack = await auth_problem()
+            if slack:
+                problems.append(f"slack auth: {slack}")
         status = 200 if not problems else 503
         return web.json_response({"ok": not problems, "problems": problems}, status=status)
 
