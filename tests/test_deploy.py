@@ -45,7 +45,8 @@ def rendered() -> list[dict[str, Any]]:
 
 
 def one(docs: list[dict[str, Any]], kind: str, namespace: str | None = None) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and (namespace is None or d["metadata"].get("namespace") == namespace)]
+    found = [d for d in docs
+             if d["kind"] == kind and (namespace is None or d["metadata"].get("namespace") == namespace)]
     assert len(found) == 1, (kind, namespace, len(found))
     return found[0]
 
