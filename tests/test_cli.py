@@ -167,3 +167,44 @@ async def test_demo_scale_with_a_second_person_approving() -> None:
     assert "[1] Approve" in text and "Approved by @arjun" in text
     assert "Done: 3 replicas → 10 replicas" in text
     assert text.count("graphql-api-") >= 10
+
+
+async def test_killed_mid_action_is_reported_interrupted_after_restart(sim, cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A drain blocked by a disruption budget keeps running; kill -9 the bot; the next start says so."""
+    _url, kubeconfig = cluster
+    await kubectl(kubeconfig, "-n", "collaboration", "scale", "deployment", "websocket-service", "--replicas=2")
+    node = (await kubectl(kubeconfig, "-n", "collaboration", "get", "pods", "-l", "app=websocket-service",
+                          "-o", "jsonpath={.items[0].spec.nodeName}")).strip()
+    fast = CONFIG.replace("  ttl_minutes: 15\n", "  ttl_minutes: 15\n  heartbeat_seconds: 0.5\n  sweep_seconds: 1\n")
+    (tmp_path / "cf.yaml").write_text(fast)
+    port = free_port()
+    env = {
+        **os.environ, "CF_CONFIG": str(tmp_path / "cf.yaml"), "KUBECONFIG": kubeconfig,
+        "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": sim.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cf.db'}",
+    }
+    driver = SlackDriver(sim, f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+    bot = await spawn("run", "--mode", "http", "--port", str(port), "--host", "127.0.0.1", env=env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        await driver.slash(f"/cf node drain {node}", user=OPERATOR)
+        request = await sim.wait_for(
+            lambda s: next((m for m in s.messages(CHANNEL) if "Change request" in json.dumps(m["blocks"])), None),
+            timeout=15,
+        )
+        await driver.click(CHANNEL, request["ts"], "cf_approve", APPROVER)
+        await sim.wait_for(lambda s: any("Running" in m["text"] for m in s.thread(CHANNEL, request["ts"])), timeout=15)
+    finally:
+        if bot.returncode is None:
+            bot.kill()  # SIGKILL: no chance to clean up
+        await bot.wait()
+    bot = await spawn("run", "--mode", "http", "--port", str(port), "--host", "127.0.0.1", env=env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        await sim.wait_for(
+            lambda s: any("Interrupted" in m["text"] for m in s.thread(CHANNEL, request["ts"])), timeout=15
+        )
+        final = next(m for m in sim.messages(CHANNEL) if m["ts"] == request["ts"])
+        assert "Interrupted" in json.dumps(final["blocks"]) and '"actions"' not in json.dumps(final["blocks"])
+    finally:
+        await stop(bot)
