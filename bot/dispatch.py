@@ -9,6 +9,7 @@ command says so); change commands are validated against the live system and hand
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 import uuid
@@ -110,7 +111,7 @@ class Dispatcher:
     async def _handle(self, origin: Origin, text: str, seen: dict[str, str]) -> str:
         """Returns the outcome for metrics: ok, requested, usage, unknown, refused."""
         try:
-            tokens = split_text(text)
+            tokens = split_text(html.unescape(text))  # Slack escapes &, < and > in what people type
         except UsageError as exc:
             await self._say(origin, f":warning: {exc}")
             return "usage"
