@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.alerts import webhook_handler
-from bot.errors import user_message
 from bot.incident_views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
+from bot.listening import click_origin, guarded
 from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
 
@@ -53,9 +53,9 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
     @app.action(re.compile(f"^{RUN}(:|$)"))
     async def on_run(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        origin = _click_origin(body)
+        origin = click_origin(body)
         line = str(((body.get("actions") or [{}])[0]).get("value", ""))
-        await runtime.track(_guarded(runtime, origin, lambda: runtime.dispatcher.handle(origin, line)),
+        await runtime.track(guarded(runtime.messenger, origin, lambda: runtime.dispatcher.handle(origin, line)),
                             key=request_key(body))
 
     @app.view(DECLARE_CALLBACK)
@@ -70,7 +70,8 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
             return
         await ack()
         origin = Origin(user=user, channel=str(view.get("private_metadata") or runtime.settings.incident_channel))
-        await runtime.track(_guarded(runtime, origin, lambda: _declare(runtime, origin, values)), key=request_key(body))
+        work = guarded(runtime.messenger, origin, lambda: _declare(runtime, origin, values))
+        await runtime.track(work, key=request_key(body))
 
     @app.event("app_home_opened")
     async def on_home(body: dict[str, Any]) -> None:
@@ -86,28 +87,6 @@ async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> 
                                                    kind=values["kind"], user=origin.user)
     await runtime.messenger.respond(origin, f":rotating_light: {incident.id} declared: <#{incident.channel}>")
 
-
-async def _guarded(runtime: Runtime, origin: Origin, work: Callable[[], Awaitable[Any]]) -> None:
-    """Work after an ack: a failure becomes a private answer, never a silent drop."""
-    try:
-        await work()
-    except Exception as exc:
-        try:
-            await runtime.messenger.respond(origin, user_message(exc))
-        except DeliveryError:
-            log.error("could not tell the user about a failure", extra={"user": origin.user})
-
-
-def _click_origin(body: dict[str, Any]) -> Origin:
-    container = body.get("container") or {}
-    return Origin(
-        user=(body.get("user") or {}).get("id", ""),
-        channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
-        response_url=body.get("response_url"),
-        trigger_id=body.get("trigger_id"),
-        thread_ts=container.get("thread_ts") or container.get("message_ts"),
-        message_ts=container.get("message_ts"),
-    )
 
 
 def add_routes(web_app: web.Application, runtime: Runtime) -> None:

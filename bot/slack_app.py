@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import incident_slack
 from bot.blocks import APPROVE, DENY
-from bot.errors import user_message
-from bot.messenger import DeliveryError, Origin
+from bot.listening import click_origin, guarded, request_key
+from bot.messenger import Origin
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
 
@@ -67,15 +66,15 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        origin = _click_origin(body)
-        work = _guarded(runtime, origin, lambda: runtime.approvals.approve(_action_value(body), origin))
+        origin = click_origin(body)
+        work = guarded(runtime.messenger, origin, lambda: runtime.approvals.approve(_action_value(body), origin))
         await runtime.track(work, key=request_key(body), long=True)
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        origin = _click_origin(body)
-        work = _guarded(runtime, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
+        origin = click_origin(body)
+        work = guarded(runtime.messenger, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
         await runtime.track(work, key=request_key(body), long=True)
 
     incident_slack.register(app, runtime, request_key)  # modal, command-line buttons, Home tab
@@ -87,39 +86,11 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
     return app
 
 
-def request_key(body: dict[str, Any]) -> str | None:
-    """What identifies one delivery: the trigger of a command or click, or the Events API event id."""
-    if body.get("event_id"):
-        return f"event:{body['event_id']}"
-    trigger = body.get("trigger_id")
-    return f"trigger:{trigger}" if trigger else None
-
-
-async def _guarded(runtime: Runtime, origin: Origin, work: Callable[[], Awaitable[Any]]) -> None:
-    """Button work after the ack: a failure (the store down, say) becomes a private answer."""
-    try:
-        await work()
-    except Exception as exc:
-        try:
-            await runtime.messenger.respond(origin, user_message(exc))
-        except DeliveryError:
-            log.error("could not tell the user about a failed click", extra={"user": origin.user})
-
 
 def _action_value(body: dict[str, Any]) -> str:
     actions = body.get("actions") or [{}]
     return str(actions[0].get("value", ""))
 
-
-def _click_origin(body: dict[str, Any]) -> Origin:
-    container = body.get("container") or {}
-    return Origin(
-        user=(body.get("user") or {}).get("id", ""),
-        channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
-        response_url=body.get("response_url"),
-        trigger_id=body.get("trigger_id"),
-        message_ts=container.get("message_ts"),
-    )
 
 
 def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
