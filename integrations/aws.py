@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from integrations import telemetry
 from integrations.awserrors import ApiUnavailable, translate
 
 Obj = dict[str, Any]
@@ -68,10 +69,11 @@ class Aws:
             except Exception as exc:
                 raise translate(exc, service, operation, what, client.meta.endpoint_url, self.timeout) from None
 
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout * 3 + 5)
-        except TimeoutError as exc:
-            raise translate(exc, service, operation, what, "", self.timeout * 3 + 5) from None
+        async with telemetry.timed("AWS", f"{service}.{operation}"):
+            try:
+                return await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout * 3 + 5)
+            except TimeoutError as exc:
+                raise translate(exc, service, operation, what, "", self.timeout * 3 + 5) from None
 
     # --- EKS --------------------------------------------------------------------------------
 

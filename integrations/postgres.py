@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from integrations import telemetry
 from integrations.errors import Forbidden, IntegrationError, NotFound, Unavailable
 from integrations.pg_queries import (
     ACTIVE_OLDER_THAN,
@@ -123,7 +124,7 @@ class Postgres:
             raise IntegrationError(SYSTEM, f"{self.where}: {_first_line(exc)}") from None
 
     async def rows(self, query: sql.Composable | str, params: Sequence[Any] = (), **session: Any) -> list[Row]:
-        async with self.session(**session) as conn:
+        async with telemetry.timed(SYSTEM, "query"), self.session(**session) as conn:
             with self._errors():
                 cur = await conn.execute(query, params)  # type: ignore[arg-type]
                 return await cur.fetchall() if cur.description else []

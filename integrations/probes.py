@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from integrations import telemetry
 from integrations.errors import IntegrationError, Unavailable
 
 MAX_SCRAPE_BYTES = 8 * 2**20  # a /metrics page larger than this is not one we should parse in a bot
@@ -85,7 +86,10 @@ async def http_health(targets: Iterable[tuple[str, str, float]]) -> list[HttpRes
         return []
     headers = {"User-Agent": USER_AGENT}
     async with aiohttp.ClientSession(headers=headers) as session:
-        return list(await asyncio.gather(*(_probe(session, n, u, t) for n, u, t in chosen)))
+        results = list(await asyncio.gather(*(_probe(session, n, u, t) for n, u, t in chosen)))
+    for r in results:
+        telemetry.record("HTTP", r.name, r.latency_ms / 1000, None if r.error is None else "ProbeFailed")
+    return results
 
 
 async def scrape(url: str, timeout: float, system: str = "Prometheus") -> list[Sample]:

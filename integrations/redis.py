@@ -24,6 +24,7 @@ from redis import exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from integrations import telemetry
 from integrations.errors import Forbidden, IntegrationError, Unavailable
 
 SYSTEM = "Redis"
@@ -69,7 +70,8 @@ class Redis:
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
         """One round trip, bounded twice (socket timeouts and a wall clock), errors as one line."""
         try:
-            return await asyncio.wait_for(make(), timeout=self.timeout * 2 + 1)
+            async with telemetry.timed(SYSTEM, getattr(make, "__name__", "call")):
+                return await asyncio.wait_for(make(), timeout=self.timeout * 2 + 1)
         except (TimeoutError, rex.TimeoutError):
             raise Unavailable(SYSTEM, f"no answer from {self.where} within {self.timeout:g} s.") from None
         except (rex.AuthenticationError, rex.NoPermissionError) as exc:

@@ -3,7 +3,9 @@ integrations depending on the bot: observers are plain callables registered at s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 Observer = Callable[[str, str, float, str | None], None]  # (system, operation, seconds, error kind or None)
 
@@ -25,3 +27,15 @@ def record(system: str, operation: str, seconds: float, error: str | None = None
             fn(system, operation, seconds, error)
         except Exception:  # an observer must never break the call it observes
             pass
+
+
+@asynccontextmanager
+async def timed(system: str, operation: str) -> AsyncIterator[None]:
+    """Time the block and report it, with the exception's type name when it fails."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        record(system, operation, time.perf_counter() - started, type(exc).__name__)
+        raise
+    record(system, operation, time.perf_counter() - started)
