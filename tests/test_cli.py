@@ -208,3 +208,35 @@ async def test_killed_mid_action_is_reported_interrupted_after_restart(sim, clus
         assert "Interrupted" in json.dumps(final["blocks"]) and '"actions"' not in json.dumps(final["blocks"])
     finally:
         await stop(bot)
+
+
+async def test_two_bot_processes_on_one_postgres_run_an_approval_once(sim, cluster, tmp_path: Path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """Two `cfbot run` processes share the store; the same Approve reaches both at once; it runs once."""
+    _url, kubeconfig = cluster
+    (tmp_path / "cf.yaml").write_text(CONFIG.replace("approver: [U0APPROVER]", "approver: [U0APPROVER, U0APPROVER2]"))
+    ports = [free_port(), free_port()]
+    env = {
+        **os.environ, "CF_CONFIG": str(tmp_path / "cf.yaml"), "KUBECONFIG": kubeconfig,
+        "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": sim.api_url,
+        "DATABASE_URL": pg_url,
+    }
+    bots = [await spawn("run", "--mode", "http", "--port", str(p), "--host", "127.0.0.1", env=env) for p in ports]
+    drivers = [SlackDriver(sim, f"http://127.0.0.1:{p}/slack/events", SIGNING_SECRET) for p in ports]
+    try:
+        for port, proc in zip(ports, bots, strict=True):
+            await wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        await drivers[0].slash("/cf scale graphql-api 11", user=OPERATOR)
+        request = await sim.wait_for(
+            lambda s: next((m for m in s.messages(CHANNEL) if "Change request" in json.dumps(m["blocks"])), None),
+            timeout=15,
+        )
+        await asyncio.gather(*(d.click(CHANNEL, request["ts"], "cf_approve", who)
+                               for d in drivers for who in ("U0APPROVER", "U0APPROVER2")))
+        await sim.wait_for(lambda s: any("Done:" in m["text"] for m in s.thread(CHANNEL, request["ts"])), timeout=15)
+        await asyncio.sleep(1.0)  # let any second (wrong) execution show itself
+        thread = [m["text"] for m in sim.thread(CHANNEL, request["ts"])]
+        assert sum("Approved by" in t for t in thread) == 1 and sum("Done:" in t for t in thread) == 1, thread
+        assert "11/11" in await kubectl(kubeconfig, "-n", "collaboration", "get", "deployment", "graphql-api")
+    finally:
+        for proc in bots:
+            await stop(proc)
