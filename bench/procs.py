@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+from tests.processes import free_port, stop, wait_http
 
 CFBOT = str(Path(sys.executable).parent / "cfbot")
 SECRET = "bench-signing-secret"
@@ -20,12 +20,6 @@ incident_channel: C0INCIDENT
 rbac: {viewer: ["*"], operator: [U0OPERATOR], approver: [U0APPROVER], admin: [U0ADMIN]}
 approvals: {ttl_minutes: 15}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -44,30 +38,7 @@ class Proc:
         return float("nan")
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
-async def wait_up(url: str, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with aiohttp.ClientSession() as session:
-        while loop.time() < deadline:
-            if proc.returncode is not None:
-                raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
+        await stop(self.proc)
 
 
 async def start(args: list[str], health: str, env: dict[str, str] | None = None) -> Proc:
@@ -77,7 +48,7 @@ async def start(args: list[str], health: str, env: dict[str, str] | None = None)
             *args, env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.DEVNULL, stderr=err,
         )
     try:
-        await wait_up(health, proc)
+        await wait_http(health, proc, timeout=60)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}; its stderr: {log.read_text()[-1500:]}") from None
     return Proc(proc, health.rsplit("/", 1)[0])

@@ -31,6 +31,11 @@ from commands.catalog import REGISTRY
 log = logging.getLogger(__name__)
 
 
+def new_instance_id() -> str:
+    """Names this process in scheduler claims and logs: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -43,7 +48,7 @@ class Runtime:
     scheduler: Scheduler
     services: dict[str, Any]
     metrics: Metrics = field(default_factory=Metrics)
-    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    instance_id: str = field(default_factory=new_instance_id)
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
     # Work after an ack runs in a few slots so that a burst of commands queues cheaply instead of
     # starving acks of the event loop and the GIL (measured: bench/RESULTS.md). Approved changes may
@@ -145,7 +150,7 @@ async def build_runtime(
         clock=clock,
         on_command=metrics.command,
     )
-    runtime_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    runtime_id = new_instance_id()
     scheduler = Scheduler(store, runtime_id, clock)
     scheduler.on_run = metrics.job
     approvals = dispatcher.approvals
