@@ -21,8 +21,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy bot
 
+# scripts/services.sh starts PostgreSQL and Redis if needed and preloads pg_stat_statements (one line says what it did).
 test: lint
-	$(BIN)/pytest -q
+	scripts/services.sh
+	$(BIN)/pytest -q -rs
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,10 +1,18 @@
-"""Shared fixtures: real PostgreSQL (a throwaway database per test session), temp SQLite files."""
+"""Shared fixtures: real PostgreSQL (a throwaway database per test session), temp SQLite files.
+
+`make test` runs scripts/services.sh first, which starts PostgreSQL and Redis and preloads
+pg_stat_statements. Where a service still is not there, the tests that need it are reported as
+skipped with the reason, never as errors or failures of the product.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -12,15 +20,98 @@ import pytest
 PG_ADMIN_URL = os.environ.get("CF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Tests that read the pg_stat_statements view, which works only when the server preloads the module.
+# (Marking a test `@pytest.mark.needs_pg_stat_statements` in its own module does the same.)
+NEEDS_PG_STAT_STATEMENTS = {
+    ("test_database.py", "test_db_slow_reads_pg_stat_statements"),
+    ("test_database.py", "test_injected_identifiers_are_refused_and_reach_no_sql"),
+}
+
 
 def _pg_url(dbname: str) -> str:
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{dbname}"
 
 
+def _where(url: str) -> str:
+    """host:port/db of a URL, without its credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+
+
+@functools.cache
+def postgres_unavailable() -> str | None:
+    """Why the tests' PostgreSQL cannot be used (checked once per session), or None."""
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL is not reachable at {_where(PG_ADMIN_URL)}: {_first_line(exc)}"
+    return None
+
+
+@functools.cache
+def pg_stat_statements_unavailable() -> str | None:
+    """Why pg_stat_statements cannot be read on the tests' PostgreSQL, or None."""
+    if why := postgres_unavailable():
+        return why
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+        preload = str(conn.execute("SHOW shared_preload_libraries").fetchone()[0])  # type: ignore[index]
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'").fetchone()
+    if not available:
+        return f"pg_stat_statements is not available on {_where(PG_ADMIN_URL)} (its contrib package is not installed)"
+    if "pg_stat_statements" not in [lib.strip().strip('"') for lib in preload.split(",")]:
+        return (f"pg_stat_statements is not in shared_preload_libraries on {_where(PG_ADMIN_URL)} "
+                f"(it is {preload!r}); scripts/services.sh adds it and restarts the cluster")
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_pg_stat_statements: skip unless the server preloads pg_stat_statements")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if (item.path.name, getattr(item, "originalname", item.name)) in NEEDS_PG_STAT_STATEMENTS:
+            item.add_marker(pytest.mark.needs_pg_stat_statements)
+
+
+@pytest.fixture(autouse=True)
+def _pg_stat_statements_gate(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_pg_stat_statements") and (why := pg_stat_statements_unavailable()):
+        pytest.skip(why)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A fixture that fails because a service is missing (PostgreSQL down, no redis-server binary) is a skip."""
+    report = yield
+    if report.when != "setup" or not report.failed or call.excinfo is None:
+        return report
+    exc = call.excinfo.value
+    why = None
+    if isinstance(exc, psycopg.OperationalError):
+        why = postgres_unavailable()
+    elif isinstance(exc, FileNotFoundError) and exc.filename == "redis-server" and not shutil.which("redis-server"):
+        why = "redis-server is not installed (the cache tests run a private one per test)"
+    if why:
+        path, line, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (str(path), (line or 0) + 1, f"Skipped: {why}")
+    return report
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL for this test session, dropped afterwards."""
+    if why := postgres_unavailable():
+        pytest.skip(why)
     name = f"cf_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
