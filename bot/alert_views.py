@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from base.text import code, link, literal
 from bot.alert_rules import AlertRule, command_line, label_values
 from bot.incident_views import duration, when
 from bot.render import Button, Rendered, actions, clip, context, escape, fields_block, section
@@ -54,13 +55,13 @@ def alert_message(alert: dict[str, Any], rule: AlertRule, buttons: Sequence[Butt
     severity = labels.get("severity", "")
     icon = ":large_green_circle:" if resolved_at else _SEVERITY_ICON.get(severity, ":red_circle:")
     state = "RESOLVED" if resolved_at else "FIRING"
-    headline = f"{icon} *{state}* `{escape(name)}` — {escape(rule.title if rule.key != 'generic' else name)}"
+    headline = f"{icon} *{state}* {code(name)} — {literal(rule.title if rule.key != 'generic' else name)}"
     text = notes.get("summary") or notes.get("message") or ""
-    body = [headline] + ([escape(clip(text, 500))] if text else [])
+    body = [headline] + ([literal(text, 500)] if text else [])
     if notes.get("description"):
-        body.append(f"_{escape(clip(notes['description'], 1000))}_")
+        body.append(f"_{literal(notes['description'], 1000)}_")
     built: list[Block] = [section("\n".join(body))]
-    shown = [(k, f"`{escape(clip(labels[k], 100))}`") for k in _SHOWN_LABELS if labels.get(k)]
+    shown = [(k, code(labels[k], 100)) for k in _SHOWN_LABELS if labels.get(k)]
     started = _epoch(alert.get("startsAt"))
     if started:
         shown.append(("Since", when(started)))
@@ -72,7 +73,8 @@ def alert_message(alert: dict[str, Any], rule: AlertRule, buttons: Sequence[Butt
     if buttons and not resolved_at:
         built.append(actions(list(buttons)))
     built.append(context(_footer(alert, started, resolved_at)))
-    return Rendered(text=clip(f"{state}: {name} {text}".strip(), 300), blocks=[b.to_dict() for b in built])
+    fallback = f"{state}: {literal(name, one_line=True)} {literal(text, one_line=True)}".strip()
+    return Rendered(text=clip(fallback, 300), blocks=[b.to_dict() for b in built])
 
 
 def _footer(alert: dict[str, Any], started: float | None, resolved_at: float | None) -> str:
@@ -85,7 +87,7 @@ def _footer(alert: dict[str, Any], started: float | None, resolved_at: float | N
         link = _link(url, label)
         if link:
             parts.append(link)
-    parts.append(f"fingerprint `{escape(str(alert.get('fingerprint', ''))[:40])}`")
+    parts.append(f"fingerprint {code(alert.get('fingerprint', ''), 40)}")
     return " · ".join(parts)
 
 
@@ -93,7 +95,7 @@ def _link(url: str, label: str) -> str | None:
     """A mrkdwn link for an http(s) URL from the alert; None for anything that could break the markup."""
     if not url.startswith(("http://", "https://")) or any(c in url for c in "|<> \n") or len(url) > 1000:
         return None
-    return f"<{url.replace('&', '&amp;')}|{label}>"
+    return link(url, label)
 
 
 def resolved_note(alert: dict[str, Any], resolved_at: float) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
+from base.text import code, date
 from bot.render import Button, Rendered, actions, context, escape, fields_block, header, section
 from bot.store import APPROVED, DENIED, DONE, EXPIRED, FAILED, INTERRUPTED, PENDING, RUNNING, Action
 from commands.base import CommandSpec
@@ -49,7 +50,7 @@ def approval_message(
         *fields_block(
             [
                 ("Requested by", f"<@{action.requester}>"),
-                ("Command", f"`/cf {escape(action.request_text or action.command)}`"),
+                ("Command", code(f"/cf {action.request_text or action.command}")),
                 ("Current", escape(action.current_state or "—")),
                 ("Desired", escape(action.desired_state or "—")),
             ]
@@ -63,7 +64,7 @@ def approval_message(
         built.append(
             context(
                 f"Needs approval by {who} other than the requester. "
-                f"Expires <!date^{int(action.expires_at)}^{{time}}|in {_minutes(action)} min>. "
+                f"Expires {date(action.expires_at, '{time}', f'in {_minutes(action)} min')}. "
                 f"Request `{action.id}`."
             )
         )
@@ -88,7 +89,7 @@ def _minutes(action: Action) -> str:
 
 
 def requested_line(action: Action, exempt: bool) -> str:
-    base = f":memo: Requested by <@{action.requester}>: `/cf {escape(action.request_text or action.command)}`"
+    base = f":memo: Requested by <@{action.requester}>: {code(f'/cf {action.request_text or action.command}')}"
     base += f" ({escape(action.current_state)} → {escape(action.desired_state)})"
     return base + (" — exempt from approval, running now." if exempt else ".")
 

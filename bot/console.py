@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from base.text import guard
 from bot.messenger import Blocks, DeliveryError, Origin
 from commands.reply import File
 
@@ -173,6 +174,7 @@ class ConsoleMessenger:
         return 0
 
     def mrkdwn(self, text: str) -> str:
+        text = guard(text)  # what Slack would receive: outside text's `<...>` is already harmless here
         text = text.replace("```\n", "").replace("\n```", "").replace("```", "")
         text = re.sub(r"<@([UW][A-Z0-9]+)>", lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)

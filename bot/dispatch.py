@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from base.text import code
 from bot import blocks
 from bot.approvals import Approvals
 from bot.audit import AuditTrail
@@ -150,7 +151,7 @@ class Dispatcher:
     async def _unknown(self, origin: Origin, tokens: list[str]) -> None:
         guess = self.registry.closest(tokens)
         hint = f" Did you mean `/cf {guess}`?" if guess else ""
-        await self._say(origin, f":grey_question: Unknown command `{tokens[0][:40]}`.{hint} Try `/cf help`.")
+        await self._say(origin, f":grey_question: Unknown command {code(tokens[0], 40)}.{hint} Try `/cf help`.")
 
     async def _refuse(self, origin: Origin, spec: CommandSpec, text: str) -> None:
         need = "operator" if spec.kind is Kind.change and spec.role is Role.viewer else spec.role.value
@@ -193,7 +194,7 @@ class Dispatcher:
 
     async def deliver(self, origin: Origin, reply: Reply, text: str, private: bool = False) -> None:
         """Post a reply in the channel (files in its thread), or privately; fall back if not a member."""
-        preface = f"<@{origin.user}> ran `/cf {text.strip()[:200]}`" if not private else None
+        preface = f"<@{origin.user}> ran {code('/cf ' + text.strip(), 200)}" if not private else None
         rendered = render_reply(reply, preface)
         if not private:
             try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from base.text import date, literal
 from bot.incident_store import Incident
 from bot.playbooks import KINDS, PLAYBOOKS, SEVERITIES, SEVERITY_LABEL
 from bot.policy import Policy
@@ -48,7 +49,7 @@ def command_buttons(registry: Registry, policy: Policy, steps: Sequence[tuple[st
 def when(ts: float, fmt: str = "{date_short_pretty} {time}") -> str:
     """A Slack date token (shown in the reader's time zone) with a UTC fallback."""
     fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
-    return f"<!date^{int(ts)}^{fmt}|{fallback}>"
+    return date(ts, fmt, fallback)
 
 
 def duration(seconds: float) -> str:
@@ -62,17 +63,18 @@ def duration(seconds: float) -> str:
 def person(user: str | None) -> str:
     if not user:
         return "unassigned"
-    return f"<@{user}>" if user[:1] in ("U", "W") else escape(user)
+    return f"<@{user}>" if user[:1] in ("U", "W") else literal(user)
 
 
 def topic(incident: Incident) -> str:
     return clip(f"{incident.severity.upper()} · {incident.status} · commander {person(incident.commander)} · "
-                f"{incident.title}", 250)
+                f"{literal(incident.title, one_line=True)}", 250)
 
 
 def purpose(incident: Incident) -> str:
     kind = PLAYBOOKS[incident.kind].label if incident.kind in PLAYBOOKS else incident.kind
-    return clip(f"{incident.id}: {incident.title} ({incident.severity.upper()}, {kind}). Declared by "
+    title = literal(incident.title, one_line=True)
+    return clip(f"{incident.id}: {title} ({incident.severity.upper()}, {kind}). Declared by "
                 f"{person(incident.declared_by)}. Run /cf commands here: they are audited under {incident.id}.", 250)
 
 
@@ -92,7 +94,7 @@ def summary(incident: Incident, buttons: Sequence[Button]) -> Rendered:
     playbook = PLAYBOOKS.get(incident.kind, PLAYBOOKS["other"])
     steps = "\n".join(f"{i}. {s}" for i, s in enumerate(playbook.steps, start=1))
     built: list[Block] = [
-        header(f"{incident.id} · {incident.severity.upper()} · {incident.title}"),
+        header(f"{incident.id} · {incident.severity.upper()} · {literal(incident.title, one_line=True)}"),
         *fields_block(_facts(incident)),
         section(f"*Runbook checklist — {escape(playbook.label)}*\n_{escape(playbook.section)}_\n{steps}"),
     ]
@@ -105,27 +107,28 @@ def summary(incident: Incident, buttons: Sequence[Button]) -> Rendered:
     else:
         built.append(context("`/cf incident update TEXT` · `/cf incident assign commander @someone` · "
                              "`/cf incident resolve` · `/cf incident timeline`"))
-    return Rendered(text=clip(f"{incident.id} {incident.severity.upper()}: {incident.title}", 300),
+    return Rendered(text=clip(f"{incident.id} {incident.severity.upper()}: {literal(incident.title)}", 300),
                     blocks=[b.to_dict() for b in built])
 
 
 def announcement(incident: Incident) -> Rendered:
     where = f"<#{incident.channel}>" if incident.channel else "(no channel could be created)"
     text = (f":rotating_light: *{incident.severity.upper()}* {incident.id} declared by {person(incident.declared_by)}: "
-            f"*{escape(incident.title)}* — join {where}")
+            f"*{literal(incident.title)}* — join {where}")
     if not incident.is_open and incident.resolved_at is not None:
-        text = (f":large_green_circle: {incident.id} *{escape(incident.title)}* resolved after "
+        text = (f":large_green_circle: {incident.id} *{literal(incident.title)}* resolved after "
                 f"{duration(incident.resolved_at - incident.declared_at)} — {where}")
-    return Rendered(text=clip(f"{incident.id}: {incident.title}", 300), blocks=[section(text).to_dict()])
+    return Rendered(text=clip(f"{incident.id}: {literal(incident.title)}", 300), blocks=[section(text).to_dict()])
 
 
 def update_message(incident: Incident, text: str, by: str, buttons: Sequence[Button]) -> Rendered:
     built: list[Block] = [
-        section(f":loudspeaker: *Update* ({incident.status}) from {person(by)}\n{escape(text)}"),
+        section(f":loudspeaker: *Update* ({incident.status}) from {person(by)}\n{literal(text)}"),
     ]
     if buttons:
         built.append(actions(list(buttons)))
-    return Rendered(text=clip(f"{incident.id} update: {text}", 300), blocks=[b.to_dict() for b in built])
+    return Rendered(text=clip(f"{incident.id} update: {literal(text, one_line=True)}", 300),
+                    blocks=[b.to_dict() for b in built])
 
 
 def resolution_message(incident: Incident, open_actions: Sequence[str], buttons: Sequence[Button]) -> Rendered:
@@ -133,7 +136,7 @@ def resolution_message(incident: Incident, open_actions: Sequence[str], buttons:
     lines = [f":large_green_circle: *{incident.id} resolved* by {person(incident.resolved_by)} after "
              f"{duration(incident.resolved_at - incident.declared_at)}."]
     if open_actions:
-        lines.append("*Still open:*\n" + "\n".join(f"• {escape(a)}" for a in open_actions[:15]))
+        lines.append("*Still open:*\n" + "\n".join(f"• {literal(a)}" for a in open_actions[:15]))
     else:
         lines.append("No change requests are still open.")
     built: list[Block] = [section("\n".join(lines))]

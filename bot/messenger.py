@@ -1,9 +1,10 @@
 """Where messages go: a narrow interface with a Slack implementation (the console has another).
 
 The rest of the bot never calls the Slack Web API directly; it posts, updates, answers privately and
-uploads through a `Messenger`. Slack calls are retried by slack_sdk's handlers (connection errors,
-429 with Retry-After, 5xx); what still fails is logged with the error code and raised as
-`DeliveryError`, never silently dropped.
+uploads through a `Messenger`. That makes `SlackMessenger` the one boundary where every displayed text
+of every call passes `base.text.guard`: outside text cannot become `<!channel>` or a disguised link.
+Slack calls are retried by slack_sdk's handlers (connection errors, 429 with Retry-After, 5xx); what
+still fails is logged with the error code and raised as `DeliveryError`, never silently dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from base.text import guard, guard_payload
 from commands.reply import File
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ class SlackMessenger:
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:
-            return await self.client.api_call(method, json=kwargs)
+            return await self.client.api_call(method, json=guard_payload(kwargs))
         except SlackApiError as exc:
             code = str(exc.response.get("error", "unknown_error"))
             log.error("slack call failed", extra={"method": method, "error": code})
@@ -157,7 +159,8 @@ class SlackMessenger:
             hook = AsyncWebhookClient(origin.response_url, timeout=10, retry_handlers=retry_handlers(),
                                       session=self._session())
             try:
-                resp = await hook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+                resp = await hook.send(text=guard(text), blocks=guard_payload(blocks), response_type="ephemeral",
+                                       replace_original=False)
             except (SlackClientError, OSError, TimeoutError) as exc:
                 log.error("response_url post failed", extra={"error": type(exc).__name__})
                 raise DeliveryError(type(exc).__name__, "response_url") from None
@@ -177,7 +180,7 @@ class SlackMessenger:
                 thread_ts=thread_ts,
                 content=file.content,
                 filename=file.filename,
-                title=file.title or file.filename,
+                title=guard(file.title or file.filename),
             )
         except SlackApiError as exc:
             code = str(exc.response.get("error", "unknown_error"))

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.blocks.basic_components import ConfirmObject
 
+from base.text import escape
 from commands.reply import Fields, File, Note, Part, Reply, Table, Text
 
 MAX_BLOCKS = 50
@@ -53,11 +54,6 @@ class Button:
 
 def clip(text: str, limit: int, marker: str = "…") -> str:
     return text if len(text) <= limit else text[: limit - len(marker)] + marker
-
-
-def escape(text: str) -> str:
-    """Escape Slack's control characters in text that came from outside (logs, names)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def header(text: str) -> HeaderBlock:
@@ -126,7 +122,7 @@ def render_reply(reply: Reply, preface: str | None = None) -> Rendered:
     blocks: list[Block] = []
     files = list(reply.files)
     title = f"{icon} {reply.title}".strip()
-    blocks.append(section(f"*{escape(reply.title) if not icon else title}*"))
+    blocks.append(section(f"*{title}*"))
     if preface:
         blocks.append(context(preface))
     for part in reply.parts:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from base.patterns import PatternError, UserPattern
+from base.text import literal
+
 _REQUIRED: Any = object()
 
 Converter = Callable[[str], Any]
@@ -239,8 +242,8 @@ def choice(*options: str) -> Converter:
 
 
 def _clip(raw: str, n: int = 60) -> str:
-    cleaned = raw.replace("`", "'")
-    return cleaned if len(cleaned) <= n else cleaned[: n - 1] + "…"
+    """What the user typed, echoed inside a code span: escaped, unable to close the span."""
+    return literal(raw, n, one_line=True)
 
 
 _AGO = re.compile(r"(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s+ago")
@@ -284,16 +287,12 @@ def rds_identifier(raw: str) -> str:
     return value
 
 
-def regex(raw: str) -> str:
-    """A Python regular expression (grep-style search), checked here so a typo is a usage error."""
-    value = raw.strip()
-    if not value or len(value) > 200:
-        raise ValueError("must be a pattern of 1 to 200 characters.")
+def regex(raw: str) -> UserPattern:
+    """A pattern people type (grep-style search): RE2 syntax, linear time; a typo is a usage error."""
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"`{_clip(raw)}` is not a valid regular expression ({exc}).") from None
-    return value
+        return UserPattern.compile(raw)
+    except PatternError as exc:
+        raise ValueError(f"`{_clip(raw)}` {exc}" if raw.strip() else str(exc)) from None
 
 
 _NARROWEST_BROAD = {4: 8, 6: 32}  # prefixes shorter than these cover a continent, not an attacker

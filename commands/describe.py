@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from base.text import code, literal
 from commands._kube import (
     container_resources,
     controller_of,
@@ -64,7 +65,7 @@ async def _events_for(ctx: Context, kind: str, name: str, namespace: str | None)
 
 def _conditions(obj: Obj) -> str:
     conds = obj.get("status", {}).get("conditions") or []
-    return ", ".join(f"{c.get('type')}={c.get('status')}" for c in conds) or "none reported"
+    return literal(", ".join(f"{c.get('type')}={c.get('status')}" for c in conds)) or "none reported"
 
 
 async def _describe_pod(ctx: Context, name: str) -> Reply:
@@ -95,11 +96,13 @@ def _container_line(cs: Obj, spec: Obj) -> str:
     state = cs.get("state") or {}
     now = next(iter(state), "unknown")
     reason = (state.get(now) or {}).get("reason")
-    text = f"• `{cs['name']}` {spec.get('image', cs.get('image', ''))} — {now}" + (f" ({reason})" if reason else "")
+    text = (f"• {code(cs['name'])} {code(spec.get('image', cs.get('image', '')))} — {literal(now)}"
+            + (f" ({literal(reason)})" if reason else ""))
     text += f", ready={str(bool(cs.get('ready'))).lower()}, restarts={cs.get('restartCount', 0)}"
     last = (cs.get("lastState") or {}).get("terminated")
     if last:
-        text += (f"\n    last terminated: *{last.get('reason', 'Error')}* (exit code {last.get('exitCode', '?')}) "
+        text += (f"\n    last terminated: *{literal(last.get('reason', 'Error'))}* "
+                 f"(exit code {literal(last.get('exitCode', '?'))}) "
                  f"{age(last.get('finishedAt'))} ago")
     return text + f"\n    requests/limits: {container_resources(spec)}"
 
@@ -145,12 +148,12 @@ async def _describe_deployment(ctx: Context, name: str) -> Reply:
         ("Strategy", f"{strategy.get('type', 'RollingUpdate')} (max surge {rolling.get('maxSurge', '25%')}, "
                      f"max unavailable {rolling.get('maxUnavailable', '25%')})"),
         ("Revision", str(annotations.get("deployment.kubernetes.io/revision", "?"))),
-        ("Change cause", str(annotations.get("kubernetes.io/change-cause", "-"))),
+        ("Change cause", literal(annotations.get("kubernetes.io/change-cause", "-"), 300)),
         ("Conditions", _conditions(dep)),
         ("Age", age(dep["metadata"].get("creationTimestamp"))),
     ])
     containers = spec.get("template", {}).get("spec", {}).get("containers") or []
-    lines = [f"• `{c['name']}` {c.get('image', '')}\n    requests/limits: {container_resources(c)}"
+    lines = [f"• {code(c['name'])} {code(c.get('image', ''))}\n    requests/limits: {literal(container_resources(c))}"
              for c in containers]
     parts: list[Part] = [fields, Text("*Containers*\n" + "\n".join(lines)), Text("*Events*"), events]
     ready = int(status.get("readyReplicas") or 0) >= int(spec.get("replicas") or 0)

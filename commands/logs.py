@@ -8,10 +8,11 @@ incident), as many as fit; the whole output, oldest first as kubectl prints it, 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from base.patterns import UserPattern
+from base.text import code
 from commands._kube import app_names, one_line, plural
 from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
 from commands.base import CommandError, Context, command
@@ -59,7 +60,7 @@ def _tail(raw: str) -> int:
     example="/cf logs graphql-api --since 10m --grep ERROR",
     needs=["kube"],
 )
-async def logs(ctx: Context, target: str, since: int | None = None, grep: str | None = None,
+async def logs(ctx: Context, target: str, since: int | None = None, grep: UserPattern | None = None,
                previous: bool = False, tail: int | None = None) -> Reply:
     pods = await _resolve(ctx, target)
     tail = tail if tail is not None else (None if since else DEFAULT_TAIL)
@@ -68,10 +69,17 @@ async def logs(ctx: Context, target: str, since: int | None = None, grep: str | 
     problems = [p for _, p in fetched if p]
     if len(pods) > MAX_PODS:
         problems.insert(0, f"{len(pods) - MAX_PODS} of {len(pods)} pods (logs are read from the first {MAX_PODS})")
+    cut = ""
     if grep:
-        pattern = re.compile(grep)
-        lines = [ln for ln in lines if pattern.search(ln.text)]
-    return _reply(target, pods, lines, problems, since=since, grep=grep, previous=previous)
+        found = await grep.filter(lines, key=lambda ln: ln.text)
+        lines = found.items
+        if not found.complete:
+            cut = (f"The pattern was matched against the oldest {found.examined:,} of {found.total:,} lines "
+                   "within its time budget; narrow `--since` or `--tail` to search them all.")
+    reply = _reply(target, pods, lines, problems, since=since, grep=grep, previous=previous)
+    if cut:
+        reply.parts.append(Note(cut))
+    return reply
 
 
 async def _resolve(ctx: Context, target: str) -> list[Obj]:
@@ -137,9 +145,9 @@ def _parse(text: str, source: str) -> list[LogLine]:
 
 
 def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[str], *, since: int | None,
-           grep: str | None, previous: bool) -> Reply:
+           grep: UserPattern | None, previous: bool) -> Reply:
     which = "previous " if previous else ""
-    matching = f" matching `{grep}`" if grep else ""
+    matching = f" matching {code(grep)}" if grep else ""
     window = f" in the last {_span(since)}" if since else ""
     title = f"{target}: {plural(len(lines), 'line')} of {which}logs{matching}{window} from {plural(len(pods), 'pod')}"
     shown, used = [], 0
@@ -185,20 +193,24 @@ def _span(seconds: int) -> str:
     ],
     example="/cf metrics websocket-service websocket_active_connections",
 )
-async def metrics(ctx: Context, service: str, pattern: str | None = None) -> Reply:
+async def metrics(ctx: Context, service: str, pattern: UserPattern | None = None) -> Reply:
     urls: dict[str, str] = dict(ctx.settings.probes.metrics)
     if service not in urls:
         known = ", ".join(f"`{s}`" for s in sorted(urls)) or "none (set `probes.metrics` in the config)"
         raise CommandError(f"No metrics endpoint is configured for `{service}`. Services: {known}.")
     samples = await probes.scrape(urls[service], PROBE_TIMEOUT)
+    notes = [Note(f"Scraped {urls[service]}")]
     if pattern:
-        compiled = re.compile(pattern)
-        samples = [s for s in samples if compiled.search(s.series)]
+        found = await pattern.filter(samples, key=lambda s: s.series)
+        samples = found.items
+        if not found.complete:
+            notes.append(Note(f"The pattern was matched against {found.examined:,} of {found.total:,} series "
+                              "within its time budget."))
     rows = [[s.series, _number(s.value)] for s in samples]
-    matching = f" matching `{pattern}`" if pattern else ""
+    matching = f" matching {code(pattern)}" if pattern else ""
     table = Table(["SERIES", "VALUE"], rows, empty=f"No series{matching}.")
     return Reply(title=f"{service} metrics: {plural(len(rows), 'series', 'series')}{matching}",
-                 parts=[table, Note(f"Scraped {urls[service]}")])
+                 parts=[table, *notes])
 
 
 def _number(value: float) -> str:
