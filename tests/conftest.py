@@ -20,14 +20,6 @@ import pytest
 PG_ADMIN_URL = os.environ.get("CF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# Tests that read the pg_stat_statements view, which works only when the server preloads the module.
-# (Marking a test `@pytest.mark.needs_pg_stat_statements` in its own module does the same.)
-NEEDS_PG_STAT_STATEMENTS = {
-    ("test_database.py", "test_db_slow_reads_pg_stat_statements"),
-    ("test_database.py", "test_injected_identifiers_are_refused_and_reach_no_sql"),
-}
-
-
 def _pg_url(dbname: str) -> str:
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{dbname}"
@@ -71,13 +63,8 @@ def pg_stat_statements_unavailable() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A test that reads the pg_stat_statements view works only when the server preloads the module.
     config.addinivalue_line("markers", "needs_pg_stat_statements: skip unless the server preloads pg_stat_statements")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if (item.path.name, getattr(item, "originalname", item.name)) in NEEDS_PG_STAT_STATEMENTS:
-            item.add_marker(pytest.mark.needs_pg_stat_statements)
 
 
 @pytest.fixture(autouse=True)

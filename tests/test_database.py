@@ -129,6 +129,7 @@ async def test_db_connections_counts_this_database_by_application(sim, tmp_path,
         await bot.close()
 
 
+@pytest.mark.needs_pg_stat_statements
 async def test_db_slow_reads_pg_stat_statements(dbbot: BotHarness, target_url: str) -> None:
     async with await _session(target_url, "cf-test-slow") as conn:
         for _ in range(2):
@@ -285,6 +286,7 @@ INJECTIONS = [
 ]
 
 
+@pytest.mark.needs_pg_stat_statements
 async def test_injected_identifiers_are_refused_and_reach_no_sql(dbbot: BotHarness, target_url: str) -> None:
     indexes = _indexes(target_url)
     for text in INJECTIONS:
