@@ -9,8 +9,9 @@ for the alert's name as buttons (bot.alert_rules). A resolved notification redra
 resolved. With `alerts.declare_incident_on_critical`, a critical alert declares an incident (one per
 Alertmanager group while it is open) and is posted in the incident's channel.
 
-A payload that is not JSON or not version 4 is answered 400; a wrong token 401; a Slack or store
-failure 503, after releasing the claim, so that Alertmanager's retry can post the alert.
+A payload that is not JSON (or nests absurdly deep) or not version 4 is answered 400; a wrong token
+401 — each with one log line; a Slack or store failure 503, after releasing the claim, so that
+Alertmanager's retry can post the alert. The token is registered with `bot.logs` for masking.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import alert_views
+from bot import alert_views, jsonbody, logs
 from bot.alert_rules import AlertRule, rule_for
 from bot.audit import AuditTrail
 from bot.config import Settings
@@ -209,15 +210,18 @@ def webhook_handler(service: AlertService, track: Track, token_env: str,
                     env: dict[str, str] | None = None) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler. The token is read once, at start-up; without one every request gets 401."""
     token = (os.environ if env is None else env).get(token_env, "").strip()
+    logs.register_secrets(token)
     if not token:
         log.warning("alerts endpoint disabled: %s is not set, so every request is refused", token_env)
 
     async def handle(request: web.Request) -> web.Response:
         if not token or not _authorized(request.headers.get("Authorization", ""), token):
+            log.warning("alert webhook refused: unauthorized", extra={"remote": request.remote})
             return web.json_response({"ok": False, "error": "unauthorized"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
         hook, problem = await _parse(request, service.settings.alerts.max_alerts_per_request)
         if hook is None:
+            log.warning("alert webhook refused: %s", problem, extra={"remote": request.remote})
             return web.json_response({"ok": False, "error": problem}, status=400)
         try:
             counts = await track(service.receive(hook))
@@ -237,9 +241,9 @@ def _authorized(header: str, token: str) -> bool:
 async def _parse(request: web.Request, max_alerts: int) -> tuple[AmWebhook | None, str]:
     """(payload, "") or (None, a one-line reason): bad JSON, wrong version, missing fields, too many alerts."""
     try:
-        raw = await request.json()
-    except ValueError:
-        return None, "the body is not JSON"
+        raw = jsonbody.loads(await request.read())  # aiohttp caps the body (client_max_size: 413)
+    except jsonbody.BodyError as exc:
+        return None, str(exc)
     if not isinstance(raw, dict):
         return None, "the body is not a JSON object"
     if raw.get("version") != "4":

@@ -100,6 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.mode == "http" and args.port is None:
         args.port = 3000
     logs.setup(json_logs=True)
+    logs.register_secrets(*logs.configured_secrets(settings, secrets))  # masked in every log line
     asyncio.run(_serve(settings, secrets, args))
     return 0
 

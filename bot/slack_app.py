@@ -5,24 +5,35 @@ lets the listener carry on in the background, so every slash command and click i
 milliseconds and the work happens after. HTTP mode serves Bolt at `/slack/events` next to
 `/healthz` and `/readyz` on one aiohttp application; Socket Mode uses Bolt's aiohttp socket handler.
 Signature verification is always on in HTTP mode: there is no setting to turn it off.
+
+`/slack/events` checks the signature itself before anything reads the body (Bolt would parse it
+first, and an odd body then failed inside Bolt with a traceback): a missing, bad or stale signature or
+a timestamp that is not a number is 401, a replay 409, a signed body whose shape Bolt's routing or our
+listeners would trip over (`bot.listening.parse_delivery`) 400 — each with one log line. Only then
+does Bolt see the request (and verify it again, as it always does).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from multidict import CIMultiDictProxy
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import incident_slack
+from bot import incident_slack, logs
 from bot.blocks import APPROVE, DENY
-from bot.listening import click_origin, guarded, request_key
+from bot.listening import click_origin, guarded, parse_delivery, request_key
 from bot.messenger import Origin
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
@@ -31,6 +42,16 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class SlackBolt(AsyncApp):
+    """Bolt's app plus the verifier `build_web_app` checks each request's signature with, before Bolt
+    (or anything else) parses the body."""
+
+    def __init__(self, *, signing_secret: str, **kwargs: Any) -> None:
+        super().__init__(signing_secret=signing_secret, **kwargs)
+        self.verifier = SignatureVerifier(signing_secret)
 
 
 def group_resolver(client: AsyncWebClient) -> Any:
@@ -41,10 +62,11 @@ def group_resolver(client: AsyncWebClient) -> Any:
     return resolve
 
 
-def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str) -> SlackBolt:
     if not signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET is required")
-    app = AsyncApp(
+    logs.register_secrets(signing_secret, client.token)
+    app = SlackBolt(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=True,
@@ -88,12 +110,13 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
 
 
 def _action_value(body: dict[str, Any]) -> str:
-    actions = body.get("actions") or [{}]
-    return str(actions[0].get("value", ""))
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return str(first.get("value", "")) if isinstance(first, dict) else ""
 
 
 
-def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
+def build_web_app(bolt: SlackBolt, runtime: Runtime) -> web.Application:
     """One aiohttp application: Slack's endpoint plus health checks."""
 
     seen = ReplayGuard()
@@ -102,20 +125,33 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
         started = time.perf_counter()
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.json_response({"error": "request body too large"}, status=413)
-        try:
-            bolt_request = await to_bolt_request(request)
-        except (web.HTTPException, UnicodeDecodeError, ValueError):
-            return web.json_response({"error": "unreadable request body"}, status=400)
-        signature = request.headers.get("X-Slack-Signature", "")
-        if signature and seen.seen(signature):
+        raw = await request.read()  # past client_max_size aiohttp answers 413 itself
+        text, refused = verified_text(bolt.verifier, raw, request.headers)
+        if refused:
+            log.warning("refused a Slack request: %s", refused, extra={"remote": request.remote})
+            return web.json_response({"error": "invalid request signature"}, status=401)
+        signature = request.headers["X-Slack-Signature"]
+        if seen.seen(signature):
             runtime.metrics.slack_retries_skipped.labels("replay").inc()
             return web.json_response({"error": "replayed request"}, status=409)
+        headers = _first_values(request.headers)
+        _, problem = parse_delivery(text, (headers.get("content-type") or "").split(";")[0] or None)
+        if problem:
+            log.warning("refused a malformed Slack request: %s", problem, extra={"remote": request.remote})
+            return web.json_response({"error": "malformed request"}, status=400)
+        try:
+            bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=bolt_headers)
+        except Exception as exc:  # a shape parse_delivery does not know yet: still one line, still 400
+            log.warning("refused a Slack request Bolt cannot read: %s", type(exc).__name__,
+                        extra={"remote": request.remote})
+            return web.json_response({"error": "malformed request"}, status=400)
         bolt_resp = await bolt.async_dispatch(bolt_request)
         if bolt_resp.status == 500 and not bolt_resp.body:
             bolt_resp = BoltResponse(status=400, body='{"error": "malformed request"}')
-        if bolt_resp.status < 300 and signature:
+        if bolt_resp.status < 300:
             seen.add(signature)
-        kind = "interactive" if bolt_request.raw_body.startswith("payload=") else "command"
+        kind = "interactive" if text.startswith("payload=") else "command"
         runtime.metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_resp)
 
@@ -152,6 +188,33 @@ def build_web_app(bolt: AsyncApp, runtime: Runtime) -> web.Application:
     incident_slack.add_routes(web_app, runtime)  # POST /alerts/alertmanager
     web_app[RUNTIME_KEY] = runtime
     return web_app
+
+
+def verified_text(verifier: SignatureVerifier, raw: bytes, headers: CIMultiDictProxy[str]) -> tuple[str, str]:
+    """(the body as text, "") when Slack signed it within the last 5 minutes, else ("", why not)."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        return "", "no signature"
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return "", "the timestamp is not a number"
+    if not signature.isascii():
+        return "", "the signature is not v0=<hex>"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "", "the body is not UTF-8, so Slack did not sign it"
+    if not verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
+        return "", "bad or stale signature"
+    return text, ""
+
+
+def _first_values(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    """Lower-cased header names, first value of each: what Bolt and `parse_delivery` both read."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        out.setdefault(key.lower(), value)
+    return out
 
 
 class ReplayGuard:
