@@ -36,8 +36,8 @@ def parse_delivery(text: str, content_type: str | None) -> tuple[dict[str, Any],
     """(body, "") as Bolt will read it, or ({}, a one-line reason) for a body we refuse with 400.
 
     One known difference: Bolt 1.30 reads any form body containing the substring "payload" as an
-    interactive payload, so a slash command whose text says "payload" reaches Bolt as {} (unhandled,
-    404). Here it is read as the form it is; either way nothing fails."""
+    interactive payload, so a slash command whose text says "payload" would reach Bolt as {} (404).
+    Here it is read as the form it is, and the HTTP endpoint hands Bolt this body instead."""
     if not text:
         return {}, "empty body"
     try:

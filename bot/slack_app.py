@@ -26,6 +26,8 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
@@ -135,13 +137,16 @@ def build_web_app(bolt: SlackBolt, runtime: Runtime) -> web.Application:
             runtime.metrics.slack_retries_skipped.labels("replay").inc()
             return web.json_response({"error": "replayed request"}, status=409)
         headers = _first_values(request.headers)
-        _, problem = parse_delivery(text, (headers.get("content-type") or "").split(";")[0] or None)
+        body, problem = parse_delivery(text, (headers.get("content-type") or "").split(";")[0] or None)
         if problem:
             log.warning("refused a malformed Slack request: %s", problem, extra={"remote": request.remote})
             return web.json_response({"error": "malformed request"}, status=400)
         try:
             bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=bolt_headers)
+            if bolt_request.body != body:  # Bolt reads any form body containing "payload" as a click: not so
+                bolt_request.body = body
+                bolt_request.context = build_async_context(AsyncBoltContext({}), body)
         except Exception as exc:  # a shape parse_delivery does not know yet: still one line, still 400
             log.warning("refused a Slack request Bolt cannot read: %s", type(exc).__name__,
                         extra={"remote": request.remote})

@@ -165,3 +165,10 @@ async def test_what_the_user_typed_is_echoed_escaped(bot, where: str) -> None:  
     if where == "preface":  # the "ran `/cf …`" line shows the whole command, its backticks made harmless
         ran = [m for m in bot.messages() if " ran `/cf logs" in json.dumps(m.get("blocks"))]
         assert ran and "\u02cb" in json.dumps(ran[-1]["blocks"], ensure_ascii=False)
+
+
+async def test_a_command_whose_text_says_payload_is_still_a_command(bot) -> None:  # type: ignore[no-untyped-def]
+    """Bolt reads any form body containing "payload" as a click; the bot reads it as the command it is."""
+    delivery = await bot.slash("logs graphql-api --tail 5 --grep payload", user=VIEWER)
+    assert delivery.status == 200
+    assert [m for m in bot.messages() if "matching `payload`" in m["text"]], bot.sim.dump_calls()
