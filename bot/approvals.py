@@ -114,7 +114,7 @@ class Approvals:
             action_id=action.id,
             channel=action.channel,
             detail={"args": action.args, "current": change.current, "desired": change.desired,
-                    "summary": change.summary, "exempt": exempt},
+                    "summary": change.summary, "exempt": exempt, "target": change.target},
             incident_id=incident_id,
         )
         view = blocks.approval_message(action, change.warnings, pending=not exempt, exempt=exempt)

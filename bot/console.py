@@ -117,6 +117,9 @@ class ConsoleMessenger:
     async def group_members(self, group: str) -> list[str]:
         return []
 
+    async def user_name(self, user_id: str) -> str:
+        return self.names.get(user_id, user_id)
+
     # drawing -----------------------------------------------------------------------------------
 
     def _print(self, blocks: Blocks | None, text: str, indent: str = "", ts: str = "", compact: bool = False,

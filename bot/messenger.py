@@ -86,6 +86,9 @@ class Messenger(Protocol):
     async def group_members(self, group: str) -> list[str]:
         """The members of a user group (S...)."""
 
+    async def user_name(self, user_id: str) -> str:
+        """How a person is shown in Slack: display name, else real name. `DeliveryError` if it cannot say."""
+
 
 def retry_handlers() -> list[Any]:
     return [
@@ -225,3 +228,17 @@ class SlackMessenger:
     async def group_members(self, group: str) -> list[str]:
         resp = await self._call("usergroups.users.list", usergroup=group)
         return [str(u) for u in resp.get("users", [])]
+
+    async def user_name(self, user_id: str) -> str:
+        try:  # users.info reads form arguments, not a JSON body
+            resp = await self.client.api_call("users.info", http_verb="GET", params={"user": user_id})
+        except SlackApiError as exc:
+            raise DeliveryError(str(exc.response.get("error", "unknown_error")), "users.info") from None
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            raise DeliveryError(type(exc).__name__, "users.info") from None
+        user = resp.get("user") or {}
+        profile = user.get("profile") or {}
+        for name in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"), user.get("name")):
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+        return user_id

@@ -90,6 +90,14 @@ MIGRATIONS: list[Migration] = [
     ),
     # Incidents, alerts, status-page incidents and shared job state: bot/schema_incidents.py.
     Migration("0002_incidents_alerts", INCIDENT_TABLES),
+    # `/cf audit --id` and `--since` (the audit trail grows by every command anyone runs).
+    Migration(
+        "0003_audit_filters",
+        (
+            "CREATE INDEX IF NOT EXISTS cf_audit_request ON cf_audit (request_id)",
+            "CREATE INDEX IF NOT EXISTS cf_audit_at ON cf_audit (at)",
+        ),
+    ),
 ]
 
 
@@ -334,6 +342,43 @@ class AuditEntry:
         return cls(**data)
 
 
+@dataclass
+class AuditView(AuditEntry):
+    """An audit entry as `/cf audit` shows it: with its change request's target, command line and people.
+
+    Read from the stored rows, nothing more is stored: the target is the one the command declared
+    (`Change.target`, kept in the `requested` entry's detail), the command line is the request's
+    `request_text` (or, for a read command or a refusal, the `text` its entry recorded).
+    """
+
+    target: str = ""
+    command_line: str = ""
+    requester: str | None = None
+    approver: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> AuditView:
+        data = dict(row)
+        data["detail"] = json.loads(data["detail"] or "{}")
+        typed = data.pop("request_text", None)
+        if not typed and data["event"] in ("ran", "refused"):
+            typed = data["detail"].get("text")
+        data["command_line"] = str(typed or "")
+        data["target"] = str(data.get("target") or "")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries to read, newest first. Empty filters select everything."""
+
+    limit: int
+    target: str | None = None  # a whole word (or `kind/name`) of the change's target, any case
+    users: tuple[str, ...] = ()  # user ids: the actor, or the requester or approver of the change
+    since: float | None = None  # epoch seconds
+    request_id: str | None = None  # a change request's id (its action id) or a command's request id
+
+
 PENDING, APPROVED, RUNNING, DONE, FAILED = "pending", "approved", "running", "done", "failed"
 DENIED, EXPIRED, INTERRUPTED = "denied", "expired", "interrupted"
 FINAL_STATES = (DONE, FAILED, DENIED, EXPIRED, INTERRUPTED)
@@ -442,6 +487,49 @@ class Store:
     async def audit_tail(self, limit: int) -> list[AuditEntry]:
         rows = await self.driver.fetch("SELECT * FROM cf_audit ORDER BY id DESC LIMIT ?", [limit])
         return [AuditEntry.from_row(r) for r in rows]
+
+    async def audit_query(self, query: AuditQuery) -> list[AuditView]:
+        """Filtered in SQL (both engines): each entry joined to its change request, if it has one."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.since is not None:
+            where.append("a.at >= ?")
+            params.append(query.since)
+        if query.request_id:
+            where.append("(a.action_id = ? OR a.request_id = ?)")
+            params += [query.request_id, query.request_id]
+        if query.users:
+            marks = ", ".join("?" for _ in query.users)
+            where.append(f"(a.actor IN ({marks}) OR x.requester IN ({marks}) OR x.approver IN ({marks}))")
+            params += [*query.users, *query.users, *query.users]
+        target = self._json_text("r.detail", "target")
+        if query.target:
+            # whole words: `graphql-api` and `deployment/graphql-api` match "deployment/graphql-api in ns"
+            words = " ".join(query.target.lower().replace("/", " ").split())
+            where.append(f"(' ' || replace(lower({target}), '/', ' ') || ' ') LIKE ? ESCAPE '!'")
+            params.append("% " + words.replace("!", "!!").replace("%", "!%").replace("_", "!_") + " %")
+        rows = await self.driver.fetch(
+            "SELECT a.*, x.request_text AS request_text, x.requester AS requester, x.approver AS approver, "
+            f"{target} AS target FROM cf_audit a "
+            "LEFT JOIN cf_actions x ON x.id = a.action_id "
+            "LEFT JOIN cf_audit r ON r.action_id = a.action_id AND r.event = 'requested' "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY a.id DESC LIMIT ?",
+            [*params, query.limit],
+        )
+        return [AuditView.from_row(r) for r in rows]
+
+    async def audit_people(self, recent: int = 5000) -> list[str]:
+        """Everyone who acted in the last `recent` entries (to find a person by name)."""
+        rows = await self.driver.fetch(
+            "SELECT DISTINCT actor FROM (SELECT actor FROM cf_audit ORDER BY id DESC LIMIT ?) recent", [recent]
+        )
+        return [str(r["actor"]) for r in rows]
+
+    def _json_text(self, column: str, key: str) -> str:
+        """SQL for one text field of a JSON column (the detail is JSON text on both engines)."""
+        if self.driver.dialect == "postgresql":
+            return f"({column}::json ->> '{key}')"
+        return f"json_extract({column}, '$.{key}')"
 
     async def audit_for_action(self, action_id: str) -> list[AuditEntry]:
         rows = await self.driver.fetch("SELECT * FROM cf_audit WHERE action_id = ? ORDER BY id", [action_id])

@@ -92,7 +92,7 @@ async def test_scale_flow_through_the_real_processes(sim, cluster, tmp_path: Pat
         posted = await sim.wait_for(
             lambda s: next((m for m in s.messages(CHANNEL) if "Audit trail" in m["text"]), None), timeout=15
         )
-        assert "3 replicas -&gt; 10 replicas (approved by U0APPROVER)" in json.dumps(posted["blocks"])
+        assert "3 replicas -&gt; 10 replicas (approved by u0approver)" in json.dumps(posted["blocks"])
     finally:
         await stop(bot)
     logs = (await bot.stderr.read()).decode() if bot.stderr else ""

@@ -261,7 +261,7 @@ async def test_audit_survives_a_restart(sim, kube, sandbox, tmp_path) -> None:  
     try:
         await second.slash("audit 10", user=VIEWER)
         text = json.dumps(second.messages()[-1]["blocks"])
-        assert "scale" in text and "3 replicas -&gt; 8 replicas (approved by U0APPROVER)" in text
+        assert "scale graphql-api 8" in text and "3 replicas -&gt; 8 replicas (approved by u0approver)" in text
     finally:
         await second.close()
 

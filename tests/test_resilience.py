@@ -41,7 +41,7 @@ async def test_store_down_reads_work_changes_fail_closed_then_resume(sim, kube, 
 
         await proxy.restore()
         await bot.slash("audit 20", user=VIEWER)
-        assert "3 replicas -&gt; 4 replicas (approved by U0APPROVER)" in json.dumps(bot.messages()[-1]["blocks"])
+        assert "3 replicas -&gt; 4 replicas (approved by u0approver)" in json.dumps(bot.messages()[-1]["blocks"])
         await bot.click(pending["ts"], "cf_approve", APPROVER)
         deployment = await kube.get_deployment("collaboration", "graphql-api")
         assert deployment["spec"]["replicas"] == 6
