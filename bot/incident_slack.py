@@ -83,9 +83,10 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
 
 async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> None:
     assert runtime.ops is not None
-    incident = await runtime.ops.incidents.declare(title=values["title"], severity=values["severity"],
-                                                   kind=values["kind"], user=origin.user)
-    await runtime.messenger.respond(origin, f":rotating_light: {incident.id} declared: <#{incident.channel}>")
+    incident, problems = await runtime.ops.incidents.declare_steps(
+        title=values["title"], severity=values["severity"], kind=values["kind"], user=origin.user)
+    lines = "".join(f"\n{f.line()}" for f in problems)  # the Slack steps that failed, one line each
+    await runtime.messenger.respond(origin, f":rotating_light: {incident.id} declared: <#{incident.channel}>{lines}")
 
 
 

@@ -7,7 +7,10 @@ so that every command run in an incident channel is audited under that incident.
 
 Every step is recorded — row first, audit entry next — before its Slack effect, so the timeline is
 complete even when Slack is not. A Slack step that fails after the channel exists (a topic, one
-invite, the pin) degrades to a one-line note in the channel instead of failing the declaration.
+invite, the pin) degrades to a one-line note in the channel instead of failing the declaration, and
+`declare_steps` hands those steps (the announcement too) back as `commands.parts.Failed`, so whoever
+declared is told which ones (`Topic: failed (ratelimited)`). Creating the channel is the one step
+that fails the declaration: without it there is nothing to dress.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bot.postmortem import markdown, open_action_lines
 from bot.render import Button, clip
 from bot.store import APPROVED, PENDING, RUNNING, Store, StoreUnavailable
 from commands.base import CommandError, Registry
+from commands.parts import Failed
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,12 @@ class IncidentService:
     async def declare(self, *, title: str, severity: str, kind: str | None, user: str,
                       source: str | None = None) -> Incident:
         """Record it, make its channel, dress it, pin the checklist, announce it (no kind: guessed)."""
+        return (await self.declare_steps(title=title, severity=severity, kind=kind, user=user, source=source))[0]
+
+    async def declare_steps(self, *, title: str, severity: str, kind: str | None, user: str,
+                            source: str | None = None) -> tuple[Incident, list[Failed]]:
+        """`declare`, and the Slack steps that failed (each already noted in the channel, but the
+        announcement's)."""
         title = clip(plain_quotes(" ".join(title.split())), 150) or "Untitled incident"
         kind = kind if kind in KINDS else guess_kind(title)
         incident = await self.records.create_incident(title=title, severity=severity, kind=kind, declared_by=user,
@@ -106,16 +116,20 @@ class IncidentService:
                                     commander=user if is_person(user) else None)
         problems = await self._dress(incident)
         summary = views.summary(incident, self._summary_buttons())
-        summary_ts = await self._post_quietly(channel, summary.text, summary.blocks)
-        if summary_ts is None:
-            problems.append("could not post the summary")
+        summary_ts = await self._post_step(channel, summary.text, summary.blocks, "Summary")
+        if isinstance(summary_ts, Failed):
+            problems.append(summary_ts)
         else:
-            problems += await self._quietly(self.messenger.pin(channel, summary_ts), "pin the summary")
+            problems += await self._quietly(self.messenger.pin(channel, summary_ts), "Pinning the summary")
         if problems:
-            await self._note(channel, ":warning: " + "; ".join(problems) + ".")
+            await self._note(channel, ":warning: " + "; ".join(f"{f.label}: {f.detail}" for f in problems) + ".")
         announce = views.announcement(incident)
-        announce_ts = await self._post_quietly(self.settings.incident_channel, announce.text, announce.blocks)
-        return await self._save(incident.id, summary_ts=summary_ts, announce_ts=announce_ts)
+        announce_ts = await self._post_step(self.settings.incident_channel, announce.text, announce.blocks,
+                                            "Announcement")
+        problems += [announce_ts] if isinstance(announce_ts, Failed) else []
+        saved = await self._save(incident.id, summary_ts=None if isinstance(summary_ts, Failed) else summary_ts,
+                                 announce_ts=None if isinstance(announce_ts, Failed) else announce_ts)
+        return saved, problems
 
     def channel_base(self, incident: Incident) -> str:
         day = time.strftime("%Y%m%d", time.gmtime(incident.declared_at))
@@ -138,28 +152,27 @@ class IncidentService:
                                    f"(Slack said `{exc.code}`). Check the bot's channels:manage scope.") from None
         raise CommandError(f"{incident.id} is recorded, but every channel name from `#{base}` to `-99` is taken.")
 
-    async def _dress(self, incident: Incident) -> list[str]:
-        """Topic, purpose and invites; what failed comes back as short notes."""
+    async def _dress(self, incident: Incident) -> list[Failed]:
+        """Topic, purpose and invites; what failed comes back as one `Failed` each."""
         assert incident.channel is not None
-        problems = await self._quietly(self.messenger.set_topic(incident.channel, views.topic(incident)),
-                                       "set the topic")
+        problems = await self._quietly(self.messenger.set_topic(incident.channel, views.topic(incident)), "Topic")
         problems += await self._quietly(self.messenger.set_purpose(incident.channel, views.purpose(incident)),
-                                        "set the purpose")
+                                        "Purpose")
         users, group_problems = await self._invitees(incident.declared_by)
         problems += group_problems
         if users:
-            problems += await self._quietly(self.messenger.invite(incident.channel, users), "invite the responders")
+            problems += await self._quietly(self.messenger.invite(incident.channel, users), "Inviting the responders")
         return problems
 
-    async def _invitees(self, declarer: str) -> tuple[list[str], list[str]]:
+    async def _invitees(self, declarer: str) -> tuple[list[str], list[Failed]]:
         users: list[str] = [declarer] if is_person(declarer) else []
-        problems: list[str] = []
+        problems: list[Failed] = []
         for entry in self.settings.incidents.responders:
             if entry.startswith("S"):
                 try:
                     users.extend(await self.messenger.group_members(entry))
                 except DeliveryError as exc:
-                    problems.append(f"could not read user group {entry} ({exc.code})")
+                    problems.append(Failed(f"User group {entry}", exc.code))
             else:
                 users.append(entry)
         return list(dict.fromkeys(u for u in users if is_person(u))), problems
@@ -334,13 +347,21 @@ class IncidentService:
             raise CommandError(f"{incident_id} disappeared from the store.")
         return updated
 
-    async def _quietly(self, call: Awaitable[Any], what: str) -> list[str]:
+    async def _quietly(self, call: Awaitable[Any], what: str) -> list[Failed]:
+        """A Slack step whose failure is one line (`Topic: failed (ratelimited)`), not the end of the flow."""
         try:
             await call
         except DeliveryError as exc:
             log.warning("incident step failed", extra={"step": what, "error": exc.code})
-            return [f"could not {what} ({exc.code})"]
+            return [Failed(what, exc.code, "failed")]
         return []
+
+    async def _post_step(self, channel: str, text: str, blocks: list[dict[str, Any]], what: str) -> str | Failed:
+        try:
+            return await self.messenger.post(channel, text, blocks)
+        except DeliveryError as exc:
+            log.error("incident message not posted", extra={"channel": channel, "error": exc.code})
+            return Failed(what, exc.code, "not posted")
 
     async def _post_quietly(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str | None:
         try:

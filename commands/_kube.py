@@ -8,12 +8,13 @@ module the catalog does not import as commands) because one command module never
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from commands.base import CommandError, Context
 from commands.kubefmt import age, parse_time
+from commands.parts import Failed, optional
 from integrations.errors import NotFound
 
 Obj = dict[str, Any]
@@ -144,7 +145,10 @@ def one_line(text: str, limit: int = 200) -> str:
 # --- lookups that explain a miss ------------------------------------------------------------
 
 
-def _known(names: Iterable[str], limit: int = 12) -> str:
+def _known(names: Iterable[str] | Failed, limit: int = 12) -> str:
+    """The names that do exist, for a refusal; the list is an auxiliary part (a 404 says enough alone)."""
+    if isinstance(names, Failed):
+        return f"(the list is {names.detail})"
     ordered = sorted(names)
     shown = ", ".join(f"`{n}`" for n in ordered[:limit]) or "none"
     return shown + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")
@@ -154,7 +158,7 @@ async def find_deployment(ctx: Context, name: str) -> Obj:
     try:
         return dict(await ctx.kube.get_deployment(ctx.namespace, name))
     except NotFound:
-        names = [d["metadata"]["name"] for d in await ctx.kube.list_deployments(ctx.namespace)]
+        names = await optional("Deployments", _names(ctx.kube.list_deployments(ctx.namespace)))
         raise CommandError(f"Deployment `{name}` was not found in namespace `{ctx.namespace}`. "
                            f"Deployments there: {_known(names)}.") from None
 
@@ -163,8 +167,8 @@ async def find_pod(ctx: Context, name: str) -> Obj:
     try:
         return dict(await ctx.kube.get_pod(ctx.namespace, name))
     except NotFound:
-        pods = await ctx.kube.list_pods(ctx.namespace)
-        close = [p["metadata"]["name"] for p in pods if name in p["metadata"]["name"]]
+        pods = await optional("Pods", _names(ctx.kube.list_pods(ctx.namespace)))
+        close = [] if isinstance(pods, Failed) else [p for p in pods if name in p]
         hint = f" Pods with that in their name: {_known(close)}." if close else " `/cf pods` lists them."
         raise CommandError(f"Pod `{name}` was not found in namespace `{ctx.namespace}`.{hint}") from None
 
@@ -173,8 +177,12 @@ async def find_node(ctx: Context, name: str) -> Obj:
     try:
         return dict(await ctx.kube.get_node(name))
     except NotFound:
-        names = [n["metadata"]["name"] for n in await ctx.kube.list_nodes()]
+        names = await optional("Nodes", _names(ctx.kube.list_nodes()))
         raise CommandError(f"Node `{name}` was not found. Nodes: {_known(names)}.") from None
+
+
+async def _names(listing: Awaitable[list[Obj]]) -> list[str]:
+    return [o["metadata"]["name"] for o in await listing]
 
 
 def app_names(pods: Iterable[Obj]) -> list[str]:
@@ -186,7 +194,8 @@ async def pods_of_app(ctx: Context, app: str) -> list[Obj]:
     """Pods labelled app=APP; none is a refusal that lists the apps there are."""
     pods = await ctx.kube.list_pods(ctx.namespace, label_selector=f"app={app}")
     if not pods:
-        apps = app_names(await ctx.kube.list_pods(ctx.namespace))
+        listed = await optional("Apps", ctx.kube.list_pods(ctx.namespace))
+        apps = listed if isinstance(listed, Failed) else app_names(listed)
         raise CommandError(f"No pods with label `app={app}` in namespace `{ctx.namespace}`. "
                            f"Apps there: {_known(apps)}.")
     return sorted(pods, key=lambda p: p["metadata"]["name"])

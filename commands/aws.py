@@ -7,12 +7,15 @@ registered here too (RDS's are in commands/rds.py), so `/cf status` covers the A
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from base.text import code
 from commands._awsfmt import ago, aws, cfg, plural, stamp, utc
 from commands.args import k8s_name, opt, pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
+from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
 from integrations.awserrors import ApiUnavailable
 from integrations.errors import NotFound
@@ -39,9 +42,13 @@ def _group_row(g: dict[str, Any]) -> list[str]:
 @command("cluster", summary="EKS cluster status, version and node groups with their scaling (eks describe-cluster).",
          area=AREA, example="/cf cluster", needs=["aws"])
 async def cluster(ctx: Context) -> Reply:
+    """The cluster is the primary call; the node group list and each node group are auxiliary parts."""
     name = cfg(ctx).eks_cluster
     info = await aws(ctx).eks_cluster(name)
-    groups = [await aws(ctx).nodegroup(name, g) for g in await aws(ctx).nodegroups(name)]
+    names = await optional("Node groups", aws(ctx).nodegroups(name))
+    found = [] if isinstance(names, Failed) else await asyncio.gather(
+        *(optional(f"Node group {code(g)}", aws(ctx).nodegroup(name, g)) for g in names))
+    groups = [g for g in found if not isinstance(g, Failed)]
     rows = [_group_row(g) for g in groups]
     healthy = info.get("status") == "ACTIVE" and all(g.get("status") == "ACTIVE" for g in groups)
     return Reply(
@@ -50,8 +57,9 @@ async def cluster(ctx: Context) -> Reply:
                        ("Platform", str(info.get("platformVersion", "—"))), ("Created", stamp(info.get("createdAt"))),
                        ("Endpoint", str(info.get("endpoint", "—")))]),
                Table(["NODE GROUP", "STATUS", "INSTANCE TYPES", "MIN", "DESIRED", "MAX", "VERSION", "ISSUES"], rows,
-                     empty="No managed node groups.")],
-        level="ok" if healthy else "warn",
+                     empty="No managed node groups."),
+               *failed_parts(names, *found)],
+        level=degraded("ok" if healthy else "warn", names, *found),
     )
 
 
@@ -165,41 +173,61 @@ async def node_terminate(ctx: Context, node: str) -> Change:
 # --- ALB, S3, AWS Health ------------------------------------------------------------------------
 
 
-async def _groups(ctx: Context, lb_arn: str) -> list[dict[str, Any]]:
-    """The ALB's target groups, plus the configured one (the runbook's websocket group) if it is elsewhere."""
-    groups = await aws(ctx).target_groups(lb_arn=lb_arn)
+async def _groups(ctx: Context, lb_arn: str) -> tuple[list[dict[str, Any]], list[Failed]]:
+    """The ALB's target groups, plus the configured one (the runbook's websocket group) if it is elsewhere.
+
+    Both lists are auxiliary parts of `lb`: what could not be listed comes back as `Failed`.
+    """
+    listed = await optional("Target groups", aws(ctx).target_groups(lb_arn=lb_arn))
+    groups = [] if isinstance(listed, Failed) else list(listed)
+    missing = failures(listed)
     wanted = cfg(ctx).target_group
     if wanted and wanted not in {g["TargetGroupName"] for g in groups}:
-        groups += await aws(ctx).target_groups(names=[wanted])
-    return groups
+        extra = await optional(f"Target group {code(wanted)}", aws(ctx).target_groups(names=[wanted]))
+        groups += [] if isinstance(extra, Failed) else extra
+        missing += failures(extra)
+    return groups, missing
 
 
-async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int, int]:
+async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int, int, list[Failed]]:
+    """(rows, healthy, total, parts that failed): each group's target health is an auxiliary part."""
+    groups, missing = await _groups(ctx, lb_arn)
+    healths = await asyncio.gather(*(optional(f"Targets of {code(tg['TargetGroupName'])}",
+                                              aws(ctx).target_health(tg["TargetGroupArn"], tg["TargetGroupName"]))
+                                     for tg in groups))
     rows, healthy, total = [], 0, 0
-    for tg in await _groups(ctx, lb_arn):
-        for t in await aws(ctx).target_health(tg["TargetGroupArn"], tg["TargetGroupName"]):
+    for tg, targets in zip(groups, healths, strict=True):
+        if isinstance(targets, Failed):
+            missing.append(targets)
+            continue
+        for t in targets:
             state = t.get("TargetHealth", {})
             total += 1
             healthy += state.get("State") == "healthy"
             rows.append([tg["TargetGroupName"], f"{t['Target']['Id']}:{t['Target'].get('Port', tg.get('Port'))}",
                          state.get("State", "?"), state.get("Reason", "")])
-    return rows, healthy, total
+    return rows, healthy, total, missing
 
 
 @command("lb", summary="The ALB's state, its target groups and each target's health (aws elbv2 describe-*).",
          area=AREA, example="/cf lb", needs=["aws"])
 async def lb(ctx: Context) -> Reply:
+    """The load balancer is the primary call; its target groups and their targets' health are auxiliary."""
     info = await aws(ctx).load_balancer(cfg(ctx).alb)
-    rows, healthy, total = await _target_rows(ctx, info["LoadBalancerArn"])
+    rows, healthy, total, missing = await _target_rows(ctx, info["LoadBalancerArn"])
     state = info.get("State", {}).get("Code", "?")
     zones = ", ".join(z["ZoneName"] for z in info.get("AvailabilityZones", []))
     level: Level = "ok" if state == "active" and healthy == total and total else ("error" if not healthy else "warn")
+    if missing and not total:
+        level = "warn"  # no target could be read: that says nothing about their health
+    unread = f" ({plural(len(missing), 'part')} unavailable)" if missing else ""
     return Reply(
-        title=f"ALB {cfg(ctx).alb}: {state}, {healthy}/{total} targets healthy",
+        title=f"ALB {cfg(ctx).alb}: {state}, {healthy}/{total} targets healthy{unread}",
         parts=[Fields([("DNS name", str(info.get("DNSName", "—"))), ("Scheme", str(info.get("Scheme", "—"))),
                        ("Zones", zones or "—"), ("Created", stamp(info.get("CreatedTime")))]),
-               Table(["TARGET GROUP", "TARGET", "STATE", "REASON"], rows, empty="No registered targets.")],
-        level=level,
+               Table(["TARGET GROUP", "TARGET", "STATE", "REASON"], rows, empty="No registered targets."),
+               *failed_parts(*missing)],
+        level=degraded(level, *missing),
     )
 
 
@@ -248,22 +276,29 @@ async def aws_health(ctx: Context) -> Reply:
 
 @status_check("EKS", order=40, needs=["aws"], timeout=10)
 async def eks_status(ctx: Context) -> list[Check]:
+    """The cluster is the line's primary call; the node group is an auxiliary part of it."""
     name = cfg(ctx).eks_cluster
     info = await aws(ctx).eks_cluster(name)
-    ng = await aws(ctx).nodegroup(name, cfg(ctx).nodegroup)
+    ng = await optional(f"node group {cfg(ctx).nodegroup}", aws(ctx).nodegroup(name, cfg(ctx).nodegroup))
+    detail = f"{name} {info.get('status')} (Kubernetes {info.get('version')}); "
+    if isinstance(ng, Failed):
+        return [Check("EKS", "warn", detail + f"{ng.label}: {ng.detail}")]
     ok = info.get("status") == "ACTIVE" and ng.get("status") == "ACTIVE"
-    detail = (f"{name} {info.get('status')} (Kubernetes {info.get('version')}); node group {ng['nodegroupName']} "
-              f"{ng.get('status')}, {_scaling(ng)}")
+    detail += f"node group {ng['nodegroupName']} {ng.get('status')}, {_scaling(ng)}"
     return [Check("EKS", "ok" if ok else "warn", detail)]
 
 
 @status_check("ALB", order=42, needs=["aws"], timeout=10)
 async def alb_status(ctx: Context) -> list[Check]:
+    """The load balancer is the line's primary call; target groups and health are auxiliary parts of it."""
     info = await aws(ctx).load_balancer(cfg(ctx).alb)
-    _, healthy, total = await _target_rows(ctx, info["LoadBalancerArn"])
+    _, healthy, total, missing = await _target_rows(ctx, info["LoadBalancerArn"])
     state = info.get("State", {}).get("Code", "?")
     status: Status = "ok" if state == "active" and total and healthy == total else ("fail" if not healthy else "warn")
-    return [Check("ALB", status, f"{cfg(ctx).alb} {state}, {healthy}/{total} targets healthy")]
+    if missing and (status == "ok" or not total):
+        status = "warn"
+    unread = "".join(f"; {f.label}: {f.detail}" for f in missing)
+    return [Check("ALB", status, f"{cfg(ctx).alb} {state}, {healthy}/{total} targets healthy{unread}")]
 
 
 # --- WAF ----------------------------------------------------------------------------------------

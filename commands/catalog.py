@@ -13,7 +13,7 @@ import commands
 from commands.base import REGISTRY
 from commands.checks import STATUS_CHECKS
 
-FRAMEWORK = {"base", "args", "reply", "checks", "catalog", "kubefmt"}
+FRAMEWORK = {"base", "args", "reply", "checks", "catalog", "kubefmt", "parts"}
 
 MODULES = tuple(
     importlib.import_module(f"commands.{info.name}")

@@ -30,6 +30,7 @@ from commands._kube import (
 from commands.args import choice, k8s_name, pos
 from commands.base import Context, command
 from commands.kubefmt import age, deployment_ready, pod_ready, pod_restarts, pod_status
+from commands.parts import Failed, degraded, optional
 from commands.reply import Fields, Level, Note, Part, Reply, Table, Text
 
 AREA = "Triage"
@@ -56,11 +57,20 @@ async def describe(ctx: Context, kind: str, name: str) -> Reply:
     return await _describe_deployment(ctx, name)
 
 
-async def _events_for(ctx: Context, kind: str, name: str, namespace: str | None) -> Table:
+async def _events_for(ctx: Context, kind: str, name: str, namespace: str | None) -> Table | Failed:
+    """The object's events: an auxiliary part of every `describe` (the object itself is the primary call)."""
+    return await optional("Events", _events_table(ctx, kind, name, namespace))
+
+
+async def _events_table(ctx: Context, kind: str, name: str, namespace: str | None) -> Table:
     selector = f"involvedObject.kind={kind},involvedObject.name={name}"
     items = await ctx.kube.list_events(namespace, field_selector=selector)
     rows = [event_row(e, with_object=False) for e in newest_first(items)[:EVENTS_SHOWN]]
     return Table(["LAST SEEN", "TYPE", "REASON", "MESSAGE"], rows, empty="No events in the last hour.")
+
+
+def _events_parts(events: Table | Failed) -> list[Part]:
+    return [events.part()] if isinstance(events, Failed) else [Text("*Events*"), events]
 
 
 def _conditions(obj: Obj) -> str:
@@ -85,11 +95,11 @@ async def _describe_pod(ctx: Context, name: str) -> Reply:
     oom = any(((cs.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled"
               for cs in status.get("containerStatuses") or [])
     parts: list[Part] = [fields, Text("*Containers*\n" + ("\n".join(lines) or "none started yet")),
-                         Text("*Events*"), events]
+                         *_events_parts(events)]
     if oom:
         parts.append(Note("Last termination was OOMKilled: the container reached its memory limit."))
     level: Level = "ok" if pod_status(pod) == "Running" and not oom else "warn"
-    return Reply(title=f"Pod {name} in namespace `{ctx.namespace}`", parts=parts, level=level)
+    return Reply(title=f"Pod {name} in namespace `{ctx.namespace}`", parts=parts, level=degraded(level, events))
 
 
 def _container_line(cs: Obj, spec: Obj) -> str:
@@ -108,27 +118,30 @@ def _container_line(cs: Obj, spec: Obj) -> str:
 
 
 async def _describe_node(ctx: Context, name: str) -> Reply:
+    """The node is the primary call; the pods on it (for the requests) and its events are auxiliary."""
     node, pods, events = await asyncio.gather(
-        find_node(ctx, name), ctx.kube.pods_on_node(name), _events_for(ctx, "Node", name, None))
+        find_node(ctx, name), optional("Pods on the node", ctx.kube.pods_on_node(name)),
+        _events_for(ctx, "Node", name, None))
     spec, status = node.get("spec", {}), node.get("status", {})
     alloc = status.get("allocatable") or {}
-    running = [p for p in pods if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
-    cpu = sum(pod_requests(p)[0] for p in running)
-    mem = sum(pod_requests(p)[1] for p in running)
     taints = ", ".join(f"{t.get('key')}:{t.get('effect')}" for t in spec.get("taints") or []) or "none"
     info = status.get("nodeInfo") or {}
-    fields = Fields([
-        ("Status", node_status(node)),
-        ("Conditions", _conditions(node)),
-        ("Taints", taints),
-        ("Pods", f"{len(running)} of {alloc.get('pods', '?')}"),
-        ("CPU requests", _share(cpu, alloc.get("cpu"), cpu_text)),
-        ("Memory requests", _share(mem, alloc.get("memory"), mem_text)),
-        ("Kubelet", str(info.get("kubeletVersion", "?"))),
-        ("Age", age(node["metadata"].get("creationTimestamp"))),
-    ])
+    pairs = [("Status", node_status(node)), ("Conditions", _conditions(node)), ("Taints", literal(taints))]
+    if not isinstance(pods, Failed):
+        running = [p for p in pods if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+        cpu = sum(pod_requests(p)[0] for p in running)
+        mem = sum(pod_requests(p)[1] for p in running)
+        pairs += [("Pods", f"{len(running)} of {alloc.get('pods', '?')}"),
+                  ("CPU requests", _share(cpu, alloc.get("cpu"), cpu_text)),
+                  ("Memory requests", _share(mem, alloc.get("memory"), mem_text))]
+    pairs += [("Kubelet", str(info.get("kubeletVersion", "?"))),
+              ("Age", age(node["metadata"].get("creationTimestamp")))]
+    parts: list[Part] = [Fields(pairs)]
+    if isinstance(pods, Failed):
+        parts.append(pods.part())
+    parts += _events_parts(events)
     level: Level = "ok" if node_status(node) == "Ready" else "warn"
-    return Reply(title=f"Node {name}", parts=[fields, Text("*Events*"), events], level=level)
+    return Reply(title=f"Node {name}", parts=parts, level=degraded(level, pods, events))
 
 
 def _share(used: float, allocatable: Any, fmt: Callable[[float], str]) -> str:
@@ -155,7 +168,7 @@ async def _describe_deployment(ctx: Context, name: str) -> Reply:
     containers = spec.get("template", {}).get("spec", {}).get("containers") or []
     lines = [f"• {code(c['name'])} {code(c.get('image', ''))}\n    requests/limits: {literal(container_resources(c))}"
              for c in containers]
-    parts: list[Part] = [fields, Text("*Containers*\n" + "\n".join(lines)), Text("*Events*"), events]
+    parts: list[Part] = [fields, Text("*Containers*\n" + "\n".join(lines)), *_events_parts(events)]
     ready = int(status.get("readyReplicas") or 0) >= int(spec.get("replicas") or 0)
     return Reply(title=f"Deployment {name} in namespace `{ctx.namespace}`", parts=parts,
-                 level="ok" if ready else "warn")
+                 level=degraded("ok" if ready else "warn", events))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from base.text import code
 from commands._kube import (
     container_resources,
     cpu_text,
@@ -19,7 +20,6 @@ from commands._kube import (
     memory_limit,
     newest_first,
     node_status,
-    one_line,
     percent,
     plural,
     pods_of_app,
@@ -29,8 +29,8 @@ from commands._kube import (
 from commands.args import choice, k8s_label, k8s_name, opt, pos, switch
 from commands.base import Context, command
 from commands.kubefmt import age, pod_ready, pod_restarts, pod_status
+from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Code, Level, Note, Part, Reply, Table, Text
-from integrations.errors import IntegrationError
 
 AREA = "Triage"
 Obj = dict[str, Any]
@@ -56,7 +56,8 @@ async def pods(ctx: Context, app: str | None = None, sort: str | None = None, al
     else:
         items = await ctx.kube.list_pods(namespace)
     items.sort(key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
-    metrics = await _metrics_by_pod(ctx, namespace) if sort in ("memory", "cpu") else None
+    got = await optional("Metrics", _metrics_by_pod(ctx, namespace)) if sort in ("memory", "cpu") else None
+    metrics = None if isinstance(got, Failed) else got
     if sort == "restarts":
         items.sort(key=pod_restarts, reverse=True)
     elif metrics is not None:
@@ -67,10 +68,10 @@ async def pods(ctx: Context, app: str | None = None, sort: str | None = None, al
     unhealthy = sum(1 for p in items if pod_status(p) not in ("Running", "Completed", "Succeeded"))
     what = f"{app} pods" if app else "pods"
     summary = f"{len(items)} {what} in {where}" + (f", {unhealthy} not running" if unhealthy else "")
-    parts: list[Part] = [table]
-    if sort:
+    parts: list[Part] = [table, *failed_parts(got)]
+    if sort and not isinstance(got, Failed):
         parts.append(Note(f"Sorted by {sort}, highest first."))
-    return Reply(title=summary, parts=parts, level="warn" if unhealthy else "ok")
+    return Reply(title=summary, parts=parts, level=degraded("warn" if unhealthy else "ok", got))
 
 
 def _key(pod: Obj) -> tuple[str, str]:
@@ -127,8 +128,10 @@ def _by(sort: str | None, cpu: float, mem: float, name: str) -> tuple[float, str
 
 
 async def _top_pods(ctx: Context, sort: str | None) -> Reply:
-    metrics, pod_list = await asyncio.gather(ctx.kube.pod_metrics(ctx.namespace), ctx.kube.list_pods(ctx.namespace))
-    limits = {p["metadata"]["name"]: memory_limit(p) for p in pod_list}
+    """The metrics are the primary call; the pods (for their memory limits) are an auxiliary part."""
+    metrics, pod_list = await asyncio.gather(ctx.kube.pod_metrics(ctx.namespace),
+                                             optional("Memory limits", ctx.kube.list_pods(ctx.namespace)))
+    limits = {} if isinstance(pod_list, Failed) else {p["metadata"]["name"]: memory_limit(p) for p in pod_list}
     rows: list[tuple[tuple[float, str], list[str]]] = []
     hot = 0
     for m in metrics:
@@ -140,17 +143,20 @@ async def _top_pods(ctx: Context, sort: str | None) -> Reply:
     rows.sort(key=lambda r: r[0])
     table = Table(["NAME", "CPU(cores)", "MEMORY(bytes)", "MEMORY/LIMIT"], [r for _, r in rows],
                   empty=f"No metrics for pods in namespace `{ctx.namespace}` (is metrics-server running?).")
-    parts: list[Part] = [table]
+    parts: list[Part] = [table, *failed_parts(pod_list)]
     if hot:
         parts.append(Text(f":warning: {plural(hot, 'pod')} at 90% or more of the memory limit: OOM kills are near. "
                           "`/cf describe pod NAME` shows the limits and the last termination reason."))
     title = f"Pod usage in namespace `{ctx.namespace}`" + (f" by {sort}" if sort else "")
-    return Reply(title=title, parts=parts, level="warn" if hot else "info")
+    return Reply(title=title, parts=parts, level=degraded("warn" if hot else "info", pod_list))
 
 
 async def _top_nodes(ctx: Context, sort: str | None) -> Reply:
-    metrics, nodes = await asyncio.gather(ctx.kube.node_metrics(), ctx.kube.list_nodes())
+    """The metrics are the primary call; the nodes (allocatable, for the percentages, and status) are auxiliary."""
+    metrics, listed = await asyncio.gather(ctx.kube.node_metrics(), optional("Allocatable and status",
+                                                                            ctx.kube.list_nodes()))
     by_name = {m["metadata"]["name"]: m for m in metrics}
+    nodes = [{"metadata": {"name": n}} for n in by_name] if isinstance(listed, Failed) else listed
     rows: list[tuple[tuple[float, str], list[str]]] = []
     for node in nodes:
         name = node["metadata"]["name"]
@@ -160,16 +166,17 @@ async def _top_nodes(ctx: Context, sort: str | None) -> Reply:
             rows.append(((1.0, name), [name, "<unknown>", "<unknown>", "<unknown>", "<unknown>", node_status(node)]))
             continue
         cpu, mem = usage(found)
+        status = "-" if isinstance(listed, Failed) else node_status(node)
         rows.append((_by(sort, cpu, mem, name), [name, cpu_text(cpu), percent(cpu, quantity(alloc.get("cpu"))),
-                                                 mem_text(mem), percent(mem, quantity(alloc.get("memory"))),
-                                                 node_status(node)]))
+                                                 mem_text(mem), percent(mem, quantity(alloc.get("memory"))), status]))
     rows.sort(key=lambda r: r[0])
     table = Table(["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%", "STATUS"], [r for _, r in rows])
     missing = len(nodes) - len([n for n in nodes if n["metadata"]["name"] in by_name])
-    parts: list[Part] = [table]
+    parts: list[Part] = [table, *failed_parts(listed)]
     if missing:
         parts.append(Note(f"{plural(missing, 'node')} without metrics (not Ready: metrics-server cannot scrape it)."))
-    return Reply(title="Node usage" + (f" by {sort}" if sort else ""), parts=parts, level="warn" if missing else "info")
+    return Reply(title="Node usage" + (f" by {sort}" if sort else ""), parts=parts,
+                 level=degraded("warn" if missing else "info", listed))
 
 
 @command(
@@ -239,9 +246,11 @@ async def _crash_parts(ctx: Context, pod: Obj) -> list[Part]:
         container = cs["name"]
         last = (cs.get("lastState") or {}).get("terminated") or {}
         parts.append(Text(_crash_summary(name, cs, specs.get(container, {}), last)))
-        if last:
-            tail = await _previous_tail(ctx, name, container)
-            parts.append(Code(tail, empty="(the previous container logged nothing)"))
+        if last:  # the previous log is an auxiliary part: the pod's state above is what was asked
+            tail = await optional(f"Previous log of {code(name)} / {code(container)}",
+                                  _previous_tail(ctx, name, container))
+            parts.append(tail.part() if isinstance(tail, Failed)
+                         else Code(tail, empty="(the previous container logged nothing)"))
     return parts
 
 
@@ -262,8 +271,5 @@ def _crash_summary(pod: str, cs: Obj, spec: Obj, last: Obj) -> str:
 
 
 async def _previous_tail(ctx: Context, pod: str, container: str) -> str:
-    try:
-        text = await ctx.kube.pod_log(ctx.namespace, pod, container=container, previous=True, tail=PREVIOUS_LINES)
-    except IntegrationError as exc:
-        return f"(previous logs unavailable: {one_line(exc.message, 200)})"
-    return text.rstrip("\n")
+    text = await ctx.kube.pod_log(ctx.namespace, pod, container=container, previous=True, tail=PREVIOUS_LINES)
+    return str(text).rstrip("\n")

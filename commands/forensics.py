@@ -19,11 +19,12 @@ from typing import Any
 
 import yaml
 
+from base.text import code
 from commands._kube import find_pod, plural
 from commands.args import k8s_name, pos
 from commands.base import Context, command
+from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import File, Note, Reply, Table
-from integrations.errors import IntegrationError
 from integrations.kube import REDACTED, redact_secret
 
 AREA = "Security"
@@ -56,6 +57,7 @@ def _yaml(obj: Any) -> bytes:
     needs=["kube", "audit"],
 )
 async def evidence(ctx: Context, pod: str) -> Reply:
+    """The pod (its spec) and the audit record are primary; each log is an auxiliary part."""
     found = await find_pod(ctx, pod)
     prefix = f"incident-{pod}-{_stamp()}"
     spec = dict(found)
@@ -68,14 +70,13 @@ async def evidence(ctx: Context, pod: str) -> Reply:
         "evidence", ctx.user, "evidence", channel=ctx.channel, incident_id=ctx.incident_id,
         detail={"namespace": ctx.namespace, "pod": pod, "uid": found["metadata"].get("uid"),
                 "files": [{"name": f.filename, "bytes": len(f.content), "sha256": _digest(f.content)} for f in files]})
-    parts: list[Any] = [Table(["FILE", "BYTES", "SHA256"], rows)]
-    if missing:
-        parts.append(Note("Not captured: " + "; ".join(missing)))
+    parts: list[Any] = [Table(["FILE", "BYTES", "SHA256"], rows), *failed_parts(*missing)]
     parts.append(Note(f"sha256 of each file recorded in the audit trail (entry {entry}) before upload."))
-    return Reply(title=f"Evidence from pod {pod}: {plural(len(files), 'file')}", parts=parts, files=files)
+    return Reply(title=f"Evidence from pod {pod}: {plural(len(files), 'file')}", parts=parts, files=files,
+                 level=degraded("info", *missing))
 
 
-async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[str]]:
+async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[Failed]]:
     """Current and previous logs of every container, with timestamps, as kubectl would print them."""
     jobs: list[tuple[str, str, bool]] = []
     statuses = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses") or []}
@@ -85,18 +86,17 @@ async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[s
             jobs.append((c["name"], f"{prefix}-{c['name']}-previous.log", True))
     name = pod["metadata"]["name"]
 
-    async def read(container: str, previous: bool) -> str | IntegrationError:
-        try:
-            return str(await ctx.kube.pod_log(ctx.namespace, name, container=container, previous=previous,
-                                              timestamps=True, limit_bytes=LOG_BYTES))
-        except IntegrationError as exc:
-            return exc
+    async def read(container: str, previous: bool) -> str | Failed:
+        label = f"{'Previous log' if previous else 'Log'} of {code(container)}"
+        return await optional(label, ctx.kube.pod_log(ctx.namespace, name, container=container, previous=previous,
+                                                      timestamps=True, limit_bytes=LOG_BYTES))
 
     texts = await asyncio.gather(*(read(c, prev) for c, _, prev in jobs))
-    files, missing = [], []
+    files: list[File] = []
+    missing: list[Failed] = []
     for (container, filename, previous), text in zip(jobs, texts, strict=True):
-        if isinstance(text, IntegrationError):
-            missing.append(f"{'previous ' if previous else ''}log of {container}: {text.message}")
+        if isinstance(text, Failed):
+            missing.append(text)
         else:
             which = "previous container's log" if previous else "log"
             files.append(File(filename, text.encode(), f"{which} of {name}/{container}"))
@@ -111,19 +111,31 @@ async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[s
     needs=["kube"],
 )
 async def backup_config(ctx: Context) -> Reply:
-    lists = await asyncio.gather(*(ctx.kube.list_objects(kind, ctx.namespace) for kind in BACKUP_KINDS),
-                                 ctx.kube.list_secrets(ctx.namespace))
-    counts = {kind: len(items) for kind, items in zip((*BACKUP_KINDS, "Secret"), lists, strict=True)}
-    items = [_clean(obj) for group in lists for obj in group]
+    """The Deployments are the primary call; every other kind is an auxiliary part: a kind that cannot be
+    listed is named in the table and the title, and the rest is still backed up."""
+    primary, *others = BACKUP_KINDS
+    lists = await asyncio.gather(ctx.kube.list_objects(primary, ctx.namespace),
+                                 *(optional(kind, ctx.kube.list_objects(kind, ctx.namespace)) for kind in others),
+                                 optional("Secret", ctx.kube.list_secrets(ctx.namespace)))
+    kinds = (*BACKUP_KINDS, "Secret")
+    got = {kind: items for kind, items in zip(kinds, lists, strict=True) if not isinstance(items, Failed)}
+    missing = failures(*lists)
+    items = [_clean(obj) for group in got.values() for obj in group]
     document = {"apiVersion": "v1", "kind": "List", "metadata": {"namespace": ctx.namespace}, "items": items}
     name = f"{ctx.namespace}-backup-{_stamp()}.yaml"
     content = _yaml(document)
-    table = Table(["KIND", "OBJECTS"], [[k, str(n)] for k, n in counts.items()])
+    table = Table(["KIND", "OBJECTS"], [[k, str(len(got[k])) if k in got else _unread(lists, k)] for k in kinds])
     notes = [Note(f"Secret values are replaced by `{REDACTED}`: `kubectl apply -f {name}` restores everything else "
                   "and refuses the Secrets rather than overwrite them."),
              Note(f"sha256 {_digest(content)}")]
-    return Reply(title=f"Backup of namespace `{ctx.namespace}`: {plural(len(items), 'object')}",
-                 parts=[table, *notes], files=[File(name, content, f"Configuration of {ctx.namespace}")])
+    partial = f" (partial: {', '.join(f.label for f in missing)} not included)" if missing else ""
+    return Reply(title=f"Backup of namespace `{ctx.namespace}`: {plural(len(items), 'object')}{partial}",
+                 parts=[table, *failed_parts(*missing), *notes], level=degraded("info", *missing),
+                 files=[File(name, content, f"Configuration of {ctx.namespace}")])
+
+
+def _unread(lists: list[Any], kind: str) -> str:
+    return next(f.detail for f in failures(*lists) if f.label == kind)
 
 
 def _clean(obj: Obj) -> Obj:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from base.text import literal
 from commands._incident_args import KINDS, ROLES, SEVERITIES, slack_user, trailing_options
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Role, command
+from commands.parts import degraded, failed_parts
 from commands.reply import Fields, File, Note, Reply, Table, Text
 
 AREA = "Incidents"
@@ -47,12 +49,17 @@ async def declare(ctx: Context, sev: str | None = None, title: str | None = None
     if sev is None or title is None:
         raise CommandError("Give a severity and a title: `/cf incident declare sev1 Editor is down` "
                            "(in Slack, `/cf incident declare` alone opens a form).")
-    incident = await _incidents(ctx).declare(title=title, severity=sev, kind=type, user=ctx.user)
-    return Reply(title=f"{incident.id} declared: <#{incident.channel}>", level="ok", ephemeral=True, parts=[
-        Text(f"*{incident.severity.upper()}* {incident.title}"),
-        Note("Responders are invited and the checklist is pinned there. Commands run in that channel are "
-             f"audited under {incident.id}."),
-    ])
+    # The record and the channel are the primary steps; topic, invites, pin and announcement are parts
+    # that degrade to one line each (the service has noted them in the channel too).
+    incident, problems = await _incidents(ctx).declare_steps(title=title, severity=sev, kind=type, user=ctx.user)
+    done = ("Responders are invited and the checklist is pinned there. " if not problems
+            else "The steps above did not happen; the rest did. ")
+    return Reply(title=f"{incident.id} declared: <#{incident.channel}>", level=degraded("ok", *problems),
+                 ephemeral=True, parts=[
+                     Text(f"*{incident.severity.upper()}* {literal(incident.title)}"),
+                     *failed_parts(*problems),
+                     Note(done + f"Commands run in that channel are audited under {incident.id}."),
+                 ])
 
 
 @command(

@@ -30,7 +30,8 @@ from commands._kube import (
 from commands.args import duration, k8s_name, opt, pos, switch
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.kubefmt import age
-from commands.reply import Change, Note, Outcome, Reply, Table
+from commands.parts import Failed, degraded, optional
+from commands.reply import Change, Note, Outcome, Part, Reply, Table
 from integrations.errors import NotFound
 from integrations.kube import TooManyRequests
 
@@ -51,9 +52,10 @@ Obj = dict[str, Any]
     needs=["kube"],
 )
 async def nodes(ctx: Context) -> Reply:
-    items, pods = await asyncio.gather(ctx.kube.list_nodes(), ctx.kube.list_pods(None))
+    """The nodes are the primary call; the pods (for the PODS and REQUESTS columns) are an auxiliary part."""
+    items, pods = await asyncio.gather(ctx.kube.list_nodes(), optional("Pods and requests", ctx.kube.list_pods(None)))
     by_node: dict[str, list[Obj]] = {}
-    for pod in pods:
+    for pod in [] if isinstance(pods, Failed) else pods:
         if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") and pod.get("spec", {}).get("nodeName"):
             by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
     rows = []
@@ -62,16 +64,21 @@ async def nodes(ctx: Context) -> Reply:
         placed = by_node.get(name, [])
         cpu = sum(pod_requests(p)[0] for p in placed)
         mem = sum(pod_requests(p)[1] for p in placed)
-        rows.append([name, node_status(node), f"{len(placed)}/{alloc.get('pods', '?')}",
-                     f"{cpu_text(cpu)} ({percent(cpu, quantity(alloc.get('cpu')))})",
-                     f"{mem_text(mem)} ({percent(mem, quantity(alloc.get('memory')))})",
+        requests = [] if isinstance(pods, Failed) else [
+            f"{len(placed)}/{alloc.get('pods', '?')}", f"{cpu_text(cpu)} ({percent(cpu, quantity(alloc.get('cpu')))})",
+            f"{mem_text(mem)} ({percent(mem, quantity(alloc.get('memory')))})"]
+        rows.append([name, node_status(node), *requests,
                      str(node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")),
                      age(node["metadata"].get("creationTimestamp"))])
     not_ready = sum(1 for r in rows if r[1].startswith("NotReady"))
     title = f"{plural(len(rows), 'node')}" + (f", {not_ready} not Ready" if not_ready else ", all Ready")
-    table = Table(["NAME", "STATUS", "PODS", "CPU REQUESTS", "MEMORY REQUESTS", "VERSION", "AGE"], rows)
-    return Reply(title=title, parts=[table, Note("Requests are what the scheduler counts; `/cf top nodes` shows "
-                                                 "what is in use.")], level="warn" if not_ready else "ok")
+    columns = ["NAME", "STATUS", "PODS", "CPU REQUESTS", "MEMORY REQUESTS", "VERSION", "AGE"]
+    if isinstance(pods, Failed):
+        columns = ["NAME", "STATUS", "VERSION", "AGE"]
+    parts: list[Part] = [Table(columns, rows)]
+    parts.append(pods.part() if isinstance(pods, Failed) else Note(
+        "Requests are what the scheduler counts; `/cf top nodes` shows what is in use."))
+    return Reply(title=title, parts=parts, level=degraded("warn" if not_ready else "ok", pods))
 
 
 # --- cordon / uncordon ---------------------------------------------------------------------------

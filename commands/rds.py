@@ -9,13 +9,16 @@ Multi-AZ instance with reboot --force-failover, and a single-AZ instance has not
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
+from base.text import code
 from commands._awsfmt import ago, aws, cfg, plural, stamp
 from commands.args import duration, opt, pos, rds_identifier
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
+from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Fields, Note, Outcome, Reply, Table
 from integrations.errors import NotFound
 
@@ -59,9 +62,12 @@ async def _cluster_part(ctx: Context) -> list[Any]:
 @command("db status", summary="RDS instance status, class, Multi-AZ, storage, restorable time, pending maintenance.",
          area=AREA, example="/cf db status", needs=["aws"])
 async def db_status(ctx: Context) -> Reply:
+    """The instance is the primary call; its pending maintenance and its cluster are auxiliary parts."""
     name = cfg(ctx).rds_instance
     db = await aws(ctx).db_instance(name)
-    pending = await aws(ctx).pending_maintenance(db["DBInstanceArn"])
+    pending, cluster = await asyncio.gather(
+        optional("Pending maintenance", aws(ctx).pending_maintenance(db["DBInstanceArn"])),
+        optional("Cluster", _cluster_part(ctx)))
     endpoint = db.get("Endpoint") or {}
     fields = [
         ("Status", str(db.get("DBInstanceStatus"))), ("Class", str(db.get("DBInstanceClass"))),
@@ -72,29 +78,40 @@ async def db_status(ctx: Context) -> Reply:
         ("Latest restorable", f"{stamp(db.get('LatestRestorableTime'))} ({ago(db.get('LatestRestorableTime'))})"),
         ("Read replicas", ", ".join(db.get("ReadReplicaDBInstanceIdentifiers") or []) or "none"),
     ]
-    rows = [[p.get("Action", "?"), p.get("Description", ""), stamp(p.get("AutoAppliedAfterDate")
-                                                                    or p.get("CurrentApplyDate"))] for p in pending]
-    parts: list[Any] = [Fields(fields), Table(["PENDING MAINTENANCE", "DESCRIPTION", "AUTO-APPLIED AFTER"], rows,
-                                              empty="No pending maintenance.")]
-    parts += await _cluster_part(ctx)
+    parts: list[Any] = [Fields(fields)]
+    if not isinstance(pending, Failed):
+        rows = [[p.get("Action", "?"), p.get("Description", ""),
+                 stamp(p.get("AutoAppliedAfterDate") or p.get("CurrentApplyDate"))] for p in pending]
+        parts.append(Table(["PENDING MAINTENANCE", "DESCRIPTION", "AUTO-APPLIED AFTER"], rows,
+                           empty="No pending maintenance."))
+    if not isinstance(cluster, Failed):
+        parts += cluster
+    parts += failed_parts(pending, cluster)
     status = db.get("DBInstanceStatus")
     return Reply(title=f"RDS {name}: {status}", parts=parts,
-                 level="ok" if status == "available" else ("warn" if status in BUSY else "error"))
+                 level=degraded("ok" if status == "available" else ("warn" if status in BUSY else "error"),
+                                pending, cluster))
 
 
 @command("db events", summary="Recent RDS events for the instance and cluster (aws rds describe-events).", area=AREA,
          args=[opt("--since", duration, "how far back (default 1h, at most 14d)", default=3600, metavar="DURATION")],
          example="/cf db events --since 6h", needs=["aws"])
 async def db_events(ctx: Context, since: int = 3600) -> Reply:
+    """The instance's events are the primary call; the cluster's are an auxiliary part."""
     minutes = min(math.ceil(since / 60), 14 * 24 * 60)
     events = await aws(ctx).db_events(cfg(ctx).rds_instance, "db-instance", minutes)
+    cluster: list[Any] | Failed = []
     if cfg(ctx).rds_cluster:
-        events += await aws(ctx).db_events(cfg(ctx).rds_cluster, "db-cluster", minutes)
+        cluster = await optional(f"Events of cluster {code(cfg(ctx).rds_cluster)}",
+                                 aws(ctx).db_events(cfg(ctx).rds_cluster, "db-cluster", minutes))
+    if not isinstance(cluster, Failed):
+        events += cluster
     events.sort(key=lambda e: e.get("Date") or 0, reverse=True)
     rows = [[stamp(e.get("Date")), e.get("SourceIdentifier", ""), ",".join(e.get("EventCategories") or []),
              e.get("Message", "")] for e in events]
     return Reply(title=f"{plural(len(events), 'RDS event')} in the last {_span(minutes)}",
-                 parts=[Table(["TIME", "SOURCE", "CATEGORY", "MESSAGE"], rows, empty="No events.")])
+                 parts=[Table(["TIME", "SOURCE", "CATEGORY", "MESSAGE"], rows, empty="No events."),
+                        *failed_parts(cluster)], level=degraded("info", cluster))
 
 
 def _span(minutes: int) -> str:

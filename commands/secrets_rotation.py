@@ -25,6 +25,7 @@ from commands._awsfmt import aws, cfg
 from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.kubefmt import pod_ready
+from commands.parts import Failed, failures, optional
 from commands.reply import Change, Outcome, Reply, Table
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
@@ -75,15 +76,15 @@ async def secrets_rotate(ctx: Context, secret_id: str | None = None) -> Change:
     secret = await aws(ctx).describe_secret(name)
     if secret.get("DeletedDate"):
         raise CommandError(f"`{name}` is scheduled for deletion; restore it before rotating.")
-    for dep in consumers:
-        try:
-            await ctx.kube.get_deployment(ctx.namespace, dep)
-        except NotFound:
-            raise CommandError(f"Consumer `{dep}` of `{name}` is not a deployment in `{ctx.namespace}`; fix "
-                               "aws.secret_consumers. Nothing was changed.") from None
+    # Each consumer check is an auxiliary part: one that is missing refuses the request, one that cannot
+    # be checked becomes a warning on the prompt (its restart step reports and explains any failure).
+    checks = await asyncio.gather(*(optional(f"Consumer `{dep}`", _consumer(ctx, name, dep), state="not verified")
+                                    for dep in consumers))
     stages = _stages(secret)
     warnings = ["This secret also has automatic rotation; a manual rotation bypasses its Lambda."] if secret.get(
         "RotationEnabled") else []
+    warnings += [f"{f.label}: {f.detail} — if it does not exist, its restart fails after the rotation."
+                 for f in failures(*checks)]
     return Change(
         summary=f"Rotate secret {name}, then restart {', '.join(consumers)}",
         current=f"AWSCURRENT {stages.get('AWSCURRENT', '?')}, AWSPREVIOUS {stages.get('AWSPREVIOUS', 'none')}",
@@ -91,6 +92,14 @@ async def secrets_rotate(ctx: Context, secret_id: str | None = None) -> Change:
                 f"{', '.join(consumers)}; their new pods running",
         apply=lambda: _rotate(ctx, name, consumers), target=f"secret/{name}", warnings=warnings,
     )
+
+
+async def _consumer(ctx: Context, name: str, dep: str) -> None:
+    try:
+        await ctx.kube.get_deployment(ctx.namespace, dep)
+    except NotFound:
+        raise CommandError(f"Consumer `{dep}` of `{name}` is not a deployment in `{ctx.namespace}`; fix "
+                           "aws.secret_consumers. Nothing was changed.") from None
 
 
 async def _rotate(ctx: Context, name: str, consumers: list[str]) -> Outcome:
@@ -154,13 +163,15 @@ async def _new_pods(ctx: Context, dep: str, stamp: str) -> tuple[int, int]:
 async def _wait_for_pods(ctx: Context, name: str, consumers: list[str], stamp: str, old: str, new: str
                          ) -> dict[str, tuple[int, int]]:
     deadline = time.monotonic() + float(cfg(ctx).rollout_timeout_seconds)
-    while True:
-        counts = {dep: await _new_pods(ctx, dep, stamp) for dep in consumers}
-        late = {d: c for d, c in counts.items() if c[0] < c[1]}
-        if not late:
-            return counts
+    while True:  # a check that fails is not yet done: the next poll asks again; the deadline names it
+        counts = {dep: await optional(f"`{dep}`", _new_pods(ctx, dep, stamp), state="not checked")
+                  for dep in consumers}
+        done = {d: c for d, c in counts.items() if not isinstance(c, Failed) and c[0] >= c[1]}
+        if len(done) == len(consumers):
+            return {d: c for d, c in done.items() if not isinstance(c, Failed)}
         if time.monotonic() >= deadline:
-            shown = ", ".join(f"`{d}` {c[0]}/{c[1]}" for d, c in late.items())
+            shown = ", ".join(f"{c.label} {c.detail}" if isinstance(c, Failed) else f"`{d}` {c[0]}/{c[1]}"
+                              for d, c in counts.items() if d not in done)
             raise CommandError(
                 f"The secret was rotated (AWSCURRENT `{new}`, AWSPREVIOUS `{old}`) and {', '.join(consumers)} were "
                 f"restarted, but after {cfg(ctx).rollout_timeout_seconds:g}s these have not got their new pods "

@@ -18,6 +18,7 @@ from commands._kube import find_deployment, plural
 from commands.args import blockable_cidr, k8s_label, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.kubefmt import age, deployment_ready, replicas_text
+from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Note, Outcome, Part, Reply, Table, Text
 from integrations.errors import NotFound
 
@@ -35,23 +36,26 @@ Obj = dict[str, Any]
     needs=["kube"],
 )
 async def secrets(ctx: Context) -> Reply:
-    items, deps = await asyncio.gather(ctx.kube.list_secrets(ctx.namespace), ctx.kube.list_deployments(ctx.namespace))
+    """The secrets are the primary call; the deployments (USED BY, and references to missing ones) are auxiliary."""
+    items, deps = await asyncio.gather(ctx.kube.list_secrets(ctx.namespace),
+                                       optional("Deployments (USED BY)", ctx.kube.list_deployments(ctx.namespace)))
     keys = {s["metadata"]["name"]: sorted((s.get("data") or {}).keys()) for s in items}
-    refs = _references(deps)
+    refs = {} if isinstance(deps, Failed) else _references(deps)
+    unknown = "?" if isinstance(deps, Failed) else "-"
     rows = [[s["metadata"]["name"], str(s.get("type", "Opaque")), ", ".join(keys[s["metadata"]["name"]]) or "-",
-             ", ".join(sorted({d for d, _ in refs.get(s["metadata"]["name"], [])})) or "-",
+             ", ".join(sorted({d for d, _ in refs.get(s["metadata"]["name"], [])})) or unknown,
              age(s["metadata"].get("creationTimestamp"))] for s in sorted(items, key=lambda s: s["metadata"]["name"])]
     missing = [f"`{dep}` needs {f'key `{key}` of ' if key else ''}secret `{name}`"
                for name, uses in sorted(refs.items()) for dep, key in uses
                if name not in keys or (key and key not in keys[name])]
     parts: list[Part] = [Table(["NAME", "TYPE", "KEYS", "USED BY", "AGE"], rows,
-                               empty=f"No secrets in namespace `{ctx.namespace}`.")]
+                               empty=f"No secrets in namespace `{ctx.namespace}`."), *failed_parts(deps)]
     if missing:
         parts.append(Text(":warning: Missing: " + "; ".join(sorted(set(missing))[:10]) +
                           ". Pods that need them cannot start (CreateContainerConfigError)."))
     parts.append(Note("Values are never shown, logged or uploaded."))
     return Reply(title=f"{plural(len(rows), 'secret')} in namespace `{ctx.namespace}`", parts=parts,
-                 level="warn" if missing else "info")
+                 level=degraded("warn" if missing else "info", deps))
 
 
 def _references(deps: list[Obj]) -> dict[str, list[tuple[str, str]]]:

@@ -8,13 +8,16 @@ by side, each under its own timeout, so a dead endpoint is one red line and the 
 
 The Kubernetes lines are registered as a check too, so the scheduled health check reuses them; the
 `status` command computes them from its own snapshot instead, because it also needs the tables.
+Each of the four lists is a part of its own (`commands.parts`): one that fails or hangs turns its
+line red (`Events — unavailable (Forbidden)`) and the other three still report; only when all four
+fail is Kubernetes one red line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +25,7 @@ from commands._kube import event_row, event_time, newest_first, node_ready, node
 from commands.base import Context, command
 from commands.checks import STATUS_CHECKS, Check, run_checks, status_check
 from commands.kubefmt import parse_time, pod_ready, pod_restarts, pod_status
+from commands.parts import Failed, failures, optional
 from commands.reply import Level, Note, Part, Reply, Table, Text
 from integrations import probes
 from integrations.errors import IntegrationError
@@ -29,26 +33,36 @@ from integrations.errors import IntegrationError
 AREA = "Triage"
 RECENT = timedelta(minutes=15)
 KUBE_TIMEOUT = 10.0
+PART_TIMEOUT = KUBE_TIMEOUT - 1  # each list's own deadline, so a hung one is its line, not the whole snapshot
 PROBE_TIMEOUT_CAP = 10.0  # a health probe configured with a longer timeout is cut to this
 Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One list of each kind the triage needs: four API calls in all."""
+    """One list of each kind the triage needs: four API calls in all. A list that failed is empty and
+    named in `missing` (by the line it feeds)."""
 
     deployments: list[Obj]
     pods: list[Obj]
     nodes: list[Obj]
     events: list[Obj]
+    missing: dict[str, Failed] = field(default_factory=dict)
 
 
 async def take_snapshot(ctx: Context) -> Snapshot:
+    """The four lists, each an auxiliary part; when all four fail, the first failure is raised."""
     kube = ctx.kube
-    deployments, pods, nodes, events = await asyncio.gather(
-        kube.list_deployments(ctx.namespace), kube.list_pods(ctx.namespace), kube.list_nodes(),
-        kube.list_events(ctx.namespace))
-    return Snapshot(deployments, pods, nodes, events)
+    got = await asyncio.gather(
+        optional("Deployments", kube.list_deployments(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Pods", kube.list_pods(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Nodes", kube.list_nodes(), timeout=PART_TIMEOUT),
+        optional("Events", kube.list_events(ctx.namespace), timeout=PART_TIMEOUT))
+    missing = failures(*got)
+    if len(missing) == len(got) and missing[0].error is not None:
+        raise missing[0].error
+    deployments, pods, nodes, events = ([] if isinstance(g, Failed) else list(g) for g in got)
+    return Snapshot(deployments, pods, nodes, events, {f.label: f for f in missing})
 
 
 def _unready_deployments(snap: Snapshot) -> list[Obj]:
@@ -86,7 +100,7 @@ def kube_checks(snap: Snapshot, now: datetime) -> list[Check]:
     bad_nodes = [n for n in snap.nodes if node_ready(n) != "True"]
     warnings = _recent_warnings(snap, now)
     ready_deps = len(snap.deployments) - len(deps)
-    return [
+    lines = [
         Check("Deployments", "ok" if not deps else "fail" if any(_none_ready(d) for d in deps) else "warn",
               f"{ready_deps}/{len(snap.deployments)} fully ready"
               + (f"; not ready: {', '.join(d['metadata']['name'] for d in deps[:5])}" if deps else "")),
@@ -98,6 +112,7 @@ def kube_checks(snap: Snapshot, now: datetime) -> list[Check]:
         Check("Events", "ok" if not warnings else "warn",
               f"{plural(len(warnings), 'warning')} in the last {int(RECENT.total_seconds() // 60)} minutes"),
     ]
+    return [Check(c.name, "fail", snap.missing[c.name].detail) if c.name in snap.missing else c for c in lines]
 
 
 def _none_ready(dep: Obj) -> bool:

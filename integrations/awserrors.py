@@ -71,23 +71,32 @@ def translate(exc: Exception, service: str, operation: str, what: str, endpoint:
         return _client_error(exc, service, operation, what)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
         return Forbidden(sysname, f"{what}: no usable AWS credentials (looked for the pod's IRSA web identity, "
-                                  "the environment and the shared profile).")
+                                  "the environment and the shared profile).", code="NoCredentials")
     if isinstance(exc, bx.ConnectTimeoutError):
-        return Unavailable(sysname, f"{what}: network failure — no connection to {endpoint} within {timeout:g}s.")
+        return Unavailable(sysname, f"{what}: network failure — no connection to {endpoint} within {timeout:g}s.",
+                           code="Timeout")
     if isinstance(exc, bx.ReadTimeoutError):
-        return Unavailable(sysname, f"{what}: {endpoint} did not answer within {timeout:g}s.")
+        return Unavailable(sysname, f"{what}: {endpoint} did not answer within {timeout:g}s.", code="Timeout")
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ProxyConnectionError):
-        return Unavailable(sysname, f"{what}: network failure — could not connect to {endpoint}.")
+        return Unavailable(sysname, f"{what}: network failure — could not connect to {endpoint}.",
+                           code="Unreachable")
     if isinstance(exc, TimeoutError):
-        return Unavailable(sysname, f"{what}: no answer within {timeout:g}s.")
-    return IntegrationError(sysname, f"{what}: {type(exc).__name__}: {_clip(str(exc))}")
+        return Unavailable(sysname, f"{what}: no answer within {timeout:g}s.", code="Timeout")
+    return IntegrationError(sysname, f"{what}: {type(exc).__name__}: {_clip(str(exc))}", code=type(exc).__name__)
 
 
 def _client_error(exc: ClientError, service: str, operation: str, what: str) -> IntegrationError:
     err = exc.response.get("Error", {})
     code = str(err.get("Code", "Unknown"))
-    message = _clip(str(err.get("Message") or ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    error = _client_error_type(exc, service, operation, what, code, status)
+    error.code = str(status) if status >= 500 else code  # AccessDenied, ThrottlingException, 500
+    return error
+
+
+def _client_error_type(exc: ClientError, service: str, operation: str, what: str, code: str, status: int
+                       ) -> IntegrationError:
+    message = _clip(str(exc.response.get("Error", {}).get("Message") or ""))
     sysname = system(service)
     said = f" (AWS: {message})" if message else ""
     if code in ACCESS or (status == 403 and code not in CREDENTIALS):

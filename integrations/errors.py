@@ -7,12 +7,17 @@ from __future__ import annotations
 
 
 class IntegrationError(Exception):
-    """A call to an external system failed. `system` names it for the user ("Kubernetes")."""
+    """A call to an external system failed. `system` names it for the user ("Kubernetes").
 
-    def __init__(self, system: str, message: str) -> None:
+    `code` is the failure in a word or a number, as the system said it (`AccessDenied`, `Forbidden`,
+    `500`, `Timeout`), for the one-line mark of a part that could not be read (`commands.parts`).
+    """
+
+    def __init__(self, system: str, message: str, *, code: str = "") -> None:
         super().__init__(message)
         self.system = system
         self.message = message
+        self.code = code
 
     def __str__(self) -> str:
         return f"{self.system}: {self.message}"

@@ -303,6 +303,22 @@ def redact_secret(secret: Obj) -> Obj:
 
 
 def _api_error(exc: ApiException, what: str) -> IntegrationError:
+    error = _api_error_type(exc, what)
+    status = exc.status or 0
+    error.code = str(status) if status >= 500 else (_status_reason(exc) or str(status))  # Forbidden, 500
+    return error
+
+
+def _status_reason(exc: ApiException) -> str:
+    """The Status object's `reason` (Forbidden, NotFound, Conflict, TooManyRequests), or ""."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (ValueError, TypeError):
+        return ""
+    return str(body.get("reason") or "") if isinstance(body, dict) else ""
+
+
+def _api_error_type(exc: ApiException, what: str) -> IntegrationError:
     message = _status_message(exc) or (exc.reason or "error")
     status = exc.status or 0
     if status == 404:

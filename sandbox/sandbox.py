@@ -41,6 +41,14 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
+    def fail(self, path: str, code: int = 500, reason: str = "InternalError", message: str = "injected fault",
+             method: str = "GET", query: dict[str, str] | None = None, times: int | None = None) -> None:
+        """Answer API requests whose path matches the regex `path` with an error (see `Server.fail`)."""
+        self.server.fail(path, code, reason, message, method, query, times)
+
+    def clear_faults(self) -> None:
+        self.server.faults.clear()
+
     @property
     def api_calls(self) -> int:
         """API requests served so far (discovery included), for benchmarks."""

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -43,6 +45,25 @@ def _json(payload: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+@dataclass
+class Fault:
+    """Answer requests whose path matches `path` (a regex, whole path) with this error, for drills and tests.
+
+    `query` must be a subset of the request's query (e.g. {"previous": "true"} for one kind of log);
+    `times` limits it to the next N matching requests.
+    """
+
+    method: str
+    path: re.Pattern[str]
+    error: errors.ApiError
+    query: dict[str, str]
+    remaining: int | None = None
+
+    def matches(self, request: web.Request) -> bool:
+        return (self.method in ("*", request.method) and self.path.fullmatch(request.path.rstrip("/")) is not None
+                and all(request.query.get(k) == v for k, v in self.query.items()))
+
+
 class Server:
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
@@ -51,7 +72,24 @@ class Server:
         self.subresources = Subresources(self.api)
         self.api_calls = 0
         self.url = ""
+        self.faults: list[Fault] = []
         self._closing = asyncio.Event()
+
+    def fail(self, path: str, code: int = 500, reason: str = "InternalError", message: str = "injected fault",
+             method: str = "GET", query: dict[str, str] | None = None, times: int | None = None) -> None:
+        """Answer matching requests with a `Status` error (all of them, or the next `times`)."""
+        self.faults.append(Fault(method, re.compile(path), errors.ApiError(code, reason, message), dict(query or {}),
+                                 times))
+
+    def _fault_for(self, request: web.Request) -> errors.ApiError | None:
+        for fault in self.faults:
+            if fault.matches(request):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self.faults.remove(fault)
+                return fault.error
+        return None
 
     def reopen(self) -> None:
         """Ready for (re)serving: a fresh closing flag, bound to whichever loop serves next."""
@@ -69,6 +107,9 @@ class Server:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.api_calls += 1
+        fault = self._fault_for(request) if self.faults else None
+        if fault is not None:
+            return _json(fault.status(), fault.code)
         try:
             return await self._route(request)
         except errors.ApiError as err:

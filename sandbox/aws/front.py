@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -34,9 +35,13 @@ class Fault:
     action: str = "*"
     status: int = 400
     remaining: int | None = None
+    path: str = ""  # a regex over "METHOD /path": how REST services (EKS, S3) name one operation
+    params: dict[str, str] = field(default_factory=dict)  # a subset of a query call's parameters
 
-    def matches(self, req: AwsRequest) -> bool:
-        return self.service == req.service and self.action in ("*", req.action)
+    def matches(self, req: AwsRequest, line: str) -> bool:
+        return (self.service == req.service and self.action in ("*", req.action)
+                and (not self.path or re.fullmatch(self.path, line) is not None)
+                and all(req.params.get(k) == v for k, v in self.params.items()))
 
 
 class Front:
@@ -55,19 +60,24 @@ class Front:
     # --- faults (called from any thread) ----------------------------------------------------
 
     def inject(self, service: str, code: str, message: str, action: str = "*", status: int = 400,
-               times: int | None = None) -> None:
-        """Answer matching calls with this AWS error (all of them, or the next `times`)."""
+               times: int | None = None, path: str = "", params: dict[str, str] | None = None) -> None:
+        """Answer matching calls with this AWS error (all of them, or the next `times`).
+
+        Query and JSON services are matched by `action` (and `params`, a subset of the call's query
+        parameters: `{"SourceType": "db-cluster"}`); REST ones (EKS, S3) by `path`, a regex over
+        "METHOD /path" (`GET /clusters/[^/]+/node-groups`).
+        """
         with self._lock:
-            self._faults.append(Fault(service, code, message, action, status, times))
+            self._faults.append(Fault(service, code, message, action, status, times, path, dict(params or {})))
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _fault_for(self, req: AwsRequest) -> Fault | None:
+    def _fault_for(self, req: AwsRequest, line: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(req):
+                if fault.matches(req, line):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:
@@ -82,7 +92,7 @@ class Front:
         headers = dict(request.headers)
         req = read_request(headers, body)
         self.requests.append((req.service, req.action or f"{request.method} {request.path}"))
-        fault = self._fault_for(req)
+        fault = self._fault_for(req, f"{request.method} {request.path}")
         answer = (error_response(req.service, fault.code, fault.message, fault.status) if fault
                   else self.extras.handle(req))
         if answer is None:
