@@ -124,7 +124,9 @@ class BotHarness:
 
 
 def _text_of(args: dict[str, Any]) -> str:
-    return " ".join([str(args.get("text", "")), str(args.get("blocks", ""))])
+    """The text and blocks of a private answer as a person reads them (Slack shows `&lt;` as `<`)."""
+    raw = " ".join([str(args.get("text", "")), str(args.get("blocks", ""))])
+    return raw.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 async def start_bot(
