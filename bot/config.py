@@ -55,7 +55,7 @@ class Limits(_Section):
 class Kubernetes(_Section):
     kubeconfig: str | None = None  # default: $KUBECONFIG, else in-cluster service account
     context: str | None = None
-    timeout_seconds: float = Field(10, gt=0)  # every API call is bounded by this
+    timeout_seconds: float = Field(10, gt=0)  # every API call ends within this, queueing included
 
 
 class HealthProbe(_Section):
@@ -118,7 +118,7 @@ class AWS(_Section):
         }
     )
     rollout_timeout_seconds: float = Field(180, gt=0)  # how long a rotation waits for consumers' new pods
-    timeout_seconds: float = Field(15, gt=0)  # botocore connect/read timeout per call
+    timeout_seconds: float = Field(15, gt=0)  # every call ends within this: queueing, retries, backoff
     enabled: bool = True  # false: no AWS client, AWS commands answer "not configured"
 
 

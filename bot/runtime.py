@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import slots
 from bot.approvals import Approvals
 from bot.audit import AuditTrail
 from bot.config import Settings
@@ -71,7 +72,7 @@ class Runtime:
         if task is not None:
             self.inflight.add(task)
         try:
-            async with self._action_slots if long else self._slots:
+            async with slots.lease(self._action_slots if long else self._slots):  # put down while waiting on I/O
                 if key is not None and not await self._first_delivery(key):
                     close = getattr(work, "close", None)
                     if callable(close):

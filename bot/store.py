@@ -15,15 +15,17 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
 from bot.schema_incidents import INCIDENT_TABLES
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
@@ -118,7 +120,12 @@ def _render(statement: str, dialect: str) -> str:
 
 
 class SqliteDriver:
-    """sqlite3 in worker threads, one connection behind a lock; autocommit; WAL for readers."""
+    """sqlite3 on one thread of its own, one connection; autocommit; WAL for readers.
+
+    The thread is the store's alone, not the event loop's default executor: the store must answer
+    (audit, approvals, scheduler claims, Slack delivery de-duplication) while a hung integration or
+    anything else keeps other threads busy. One thread is all a single connection can use anyway.
+    """
 
     dialect = "sqlite"
 
@@ -127,10 +134,17 @@ class SqliteDriver:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="cf-store")
+        self._closed = False
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=10000")
+
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
         with self._lock:
@@ -143,11 +157,11 @@ class SqliteDriver:
                 raise StoreUnavailable(f"SQLite store error: {exc}") from None
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        rows: list[Row] = await asyncio.to_thread(self._run, sql, params, True)
+        rows: list[Row] = await self._on_thread(self._run, sql, params, True)
         return rows
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        count: int = await asyncio.to_thread(self._run, sql, params, False)
+        count: int = await self._on_thread(self._run, sql, params, False)
         return count
 
     async def migrate(self, migrations: Sequence[Migration]) -> list[str]:
@@ -175,10 +189,13 @@ class SqliteDriver:
                     self._conn.execute("ROLLBACK")
                     raise
 
-        return await asyncio.to_thread(run)
+        return await self._on_thread(run)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._conn.close)
+        if not self._closed:
+            await self._on_thread(self._conn.close)
+            self._closed = True
+            self._thread.shutdown(wait=False)
 
 
 class PostgresDriver:

@@ -1,6 +1,19 @@
 """AWS through boto3, off the event loop: the narrow set of calls the runbook's procedures need.
 
-boto3 is blocking, so every call runs in a worker thread (`asyncio.to_thread`) and is bounded by
+boto3 is blocking, so every call runs in one of this client's own worker threads
+(`integrations.workers`), never in the event loop's default executor, and has one deadline
+(`timeout`, 15 s by default) that covers the wait for a thread, every attempt and the backoff between
+them: botocore's standard retry mode (throttling-aware) makes at most two attempts, and its connect
+and read timeouts are cut so that two attempts and the first backoff (at most 1 s) fit in the
+deadline. A thread is therefore free again by the deadline, and a hung endpoint costs a command
+`timeout` seconds, not several times that.
+
+Credentials and endpoints come from boto3's own chain: IRSA in the cluster, `AWS_ENDPOINT_URL`
+(or `AWS_ENDPOINT_URL_<SERVICE>`) when set, exactly as boto3 honours them. Every call names its
+service and operation literally (`self._call("rds", "reboot_db_instance", ...)`): the IAM policy
+test in tests/ reads them from this file, so deploy/iam-policy.json cannot drift from the code.
+Failures become `integrations.errors` types with one line (see awserrors).
+
 botocore's connect/read timeouts, its standard retry mode (a few attempts, throttling-aware) and an
 overall `asyncio.wait_for`. Credentials and endpoints come from boto3's own chain: IRSA in the
 cluster, `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_<SERVICE>`) when set, exactly as boto3 honours
@@ -14,7 +27,6 @@ rotation; those loggers are held at INFO here so that no log configuration can t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from datetime import datetime
@@ -25,6 +37,7 @@ from botocore.config import Config
 
 from integrations import telemetry
 from integrations.awserrors import ApiUnavailable, translate
+from integrations.workers import Workers
 
 Obj = dict[str, Any]
 
@@ -33,24 +46,41 @@ for _name in ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botoco
     logging.getLogger(_name).setLevel(logging.INFO)
 
 HEALTH_REGION = "us-east-1"  # the AWS Health API is served from us-east-1 for the whole account
+WORKERS = 4  # AWS calls are one at a time per command; four commands' worth, plus the scheduled jobs queue
+FIRST_BACKOFF = 1.0  # botocore's standard mode waits at most base * 2**0 = 1 s before its first retry
+
+
+def budget(deadline: float) -> tuple[int, float, float]:
+    """(attempts, connect timeout, read timeout) such that every attempt and the backoff fit in `deadline`."""
+    attempts = 2 if deadline >= 4 * FIRST_BACKOFF else 1
+    per_attempt = (deadline - FIRST_BACKOFF * (attempts - 1)) / attempts
+    connect = min(3.0, per_attempt / 3)
+    return attempts, connect, per_attempt - connect
 
 
 class Aws:
     """One boto3 session; one client per service, made on first use and shared (clients are thread-safe)."""
 
-    def __init__(self, region: str, timeout: float = 15.0, session: boto3.session.Session | None = None) -> None:
+    def __init__(self, region: str, timeout: float = 15.0, session: boto3.session.Session | None = None,
+                 workers: int = WORKERS) -> None:
         self.region = region
         self.timeout = timeout
         self._session = session or boto3.session.Session()
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.workers = Workers("aws", workers)
+        attempts, connect, read = budget(timeout)
         self._config = Config(
             region_name=region,
-            connect_timeout=min(5.0, timeout),
-            read_timeout=timeout,
-            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            max_pool_connections=workers,
             user_agent_extra="cf-bot",
         )
+
+    def close(self) -> None:
+        self.workers.close()
 
     def _client(self, service: str) -> Any:
         with self._lock:
@@ -62,7 +92,7 @@ class Aws:
             return client
 
     async def _call(self, service: str, operation: str, what: str, **params: Any) -> Obj:
-        def run() -> Obj:
+        def run(_left: float) -> Obj:  # botocore bounds itself: see `budget`
             client = self._client(service)
             try:
                 return dict(getattr(client, operation)(**params))
@@ -71,9 +101,9 @@ class Aws:
 
         async with telemetry.timed("AWS", f"{service}.{operation}"):
             try:
-                return await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout * 3 + 5)
+                return await self.workers.run(run, self.timeout)
             except TimeoutError as exc:
-                raise translate(exc, service, operation, what, "", self.timeout * 3 + 5) from None
+                raise translate(exc, service, operation, what, "", self.timeout) from None
 
     # --- EKS --------------------------------------------------------------------------------
 

@@ -1,15 +1,19 @@
-"""Kubernetes through the official client, off the event loop, every call with a timeout.
+"""Kubernetes through the official client, in threads of its own, every call within one deadline.
 
-The client is blocking, so each call runs in a worker thread (`asyncio.to_thread`) and is bounded
-twice: by urllib3's `_request_timeout` and by `asyncio.wait_for`. Responses are read with
-`_preload_content=False` and decoded as plain JSON: the generated model classes are slow to build
-for large lists (a status check over a thousand pods would spend most of its time there), and the
-commands only need a few fields. Errors become `integrations.errors` types with one-line messages.
+The client is blocking, so each call runs in one of this client's own worker threads
+(`integrations.workers`), never in the event loop's default executor that the rest of the bot
+shares: a hung API server can only exhaust these. A call's deadline (`timeout`, 10 s by default)
+covers the wait for a thread and the request; the request's own socket timeout is the time left
+when a thread picks it up, and urllib3 does not retry (its default would try four times, each with
+the full timeout, long after the command had given up), so a thread is free again by the deadline.
+Responses are read with `_preload_content=False` and decoded as plain JSON: the generated model
+classes are slow to build for large lists (a status check over a thousand pods would spend most of
+its time there), and the commands only need a few fields. Errors become `integrations.errors`
+types with one-line messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -24,10 +28,14 @@ from kubernetes.config.config_exception import ConfigException
 
 from integrations import telemetry
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
+from integrations.workers import NoWorker, Workers
 
 SYSTEM = "Kubernetes"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Threads (and pooled connections) for API calls: four commands' work at a time, each asking a few
+# things at once (`status` asks four, `logs` up to eight); more calls queue within their deadline.
+WORKERS = 8
 REDACTED = "<redacted>"  # not valid base64, so a restored backup cannot write it into a real Secret
 
 Obj = dict[str, Any]
@@ -54,9 +62,10 @@ class TooManyRequests(Conflict):
 class Kube:
     """A narrow async interface over the Kubernetes API (what the commands use, nothing more)."""
 
-    def __init__(self, api_client: client.ApiClient, timeout: float = 10.0) -> None:
+    def __init__(self, api_client: client.ApiClient, timeout: float = 10.0, workers: int = WORKERS) -> None:
         self.api_client = api_client
         self.timeout = timeout
+        self.workers = Workers("kube", workers)
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -66,33 +75,36 @@ class Kube:
         self.calls = 0
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None, context: str | None = None, timeout: float = 10.0) -> Kube:
+    def from_config(cls, kubeconfig: str | None = None, context: str | None = None, timeout: float = 10.0,
+                    workers: int = WORKERS) -> Kube:
         """KUBECONFIG (or the given file) when present, else the in-cluster service account."""
         path = kubeconfig or os.environ.get("KUBECONFIG")
+        cfg = client.Configuration()
         try:
             if path:
-                api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+                config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
+                                        persist_config=False)
             else:
-                cfg = client.Configuration()
                 config.load_incluster_config(client_configuration=cfg)
-                api = client.ApiClient(cfg)
         except (ConfigException, OSError) as exc:
             raise IntegrationError(SYSTEM, f"could not load the Kubernetes configuration: {exc}") from None
-        return cls(api, timeout)
+        cfg.retries = False  # one attempt per call, bounded by its deadline (see the module docstring)
+        cfg.connection_pool_maxsize = workers  # one pooled connection per thread
+        return cls(client.ApiClient(cfg), timeout, workers)
 
     def close(self) -> None:
         self.api_client.close()
+        self.workers.close()
 
     # --- calls -----------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., Any], *args: Any, what: str, text: bool = False, **kwargs: Any) -> Any:
-        """Run one API call in a thread with a timeout; decode JSON (or text: logs); map errors to one line."""
-        kwargs.setdefault("_request_timeout", (min(3.0, self.timeout), self.timeout))
+        """One API call in a worker thread within the deadline; decode JSON (or text: logs); errors in one line."""
         kwargs["_preload_content"] = False
         self.calls += 1
 
-        def run() -> Any:
-            resp = fn(*args, **kwargs)
+        def run(left: float) -> Any:
+            resp = fn(*args, _request_timeout=left, **kwargs)  # connect and read within the time left
             try:
                 data = resp.data
             finally:
@@ -109,11 +121,17 @@ class Kube:
         started = time.perf_counter()
         operation = getattr(fn, "__name__", "call")
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout + 1)
+            result = await self.workers.run(run, self.timeout)
         except ApiException as exc:
             error = _api_error(exc, what)
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, type(error).__name__)
             raise error from None
+        except NoWorker:  # every thread was held by earlier calls (waiting on a hung API server, say)
+            telemetry.record(SYSTEM, operation, time.perf_counter() - started, "NoWorker")
+            raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.") from None
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of urllib3's TimeoutError
+            telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Unreachable")
+            raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).") from None
         except (TimeoutError, urllib3.exceptions.TimeoutError):
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Timeout")
             raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.") from None

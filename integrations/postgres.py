@@ -39,6 +39,7 @@ from integrations.pg_queries import (
     SLOW_STATEMENTS,
     TERMINATE_IF_SAME,
 )
+from integrations.workers import waiting
 
 SYSTEM = "PostgreSQL"
 APP_NAME = "cf-bot"
@@ -84,16 +85,20 @@ class Postgres:
     @asynccontextmanager
     async def session(self, *, write: bool = False, timeout_ms: int | None = None
                       ) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
-        """A fresh autocommit connection: read-only unless `write`, with a statement timeout."""
-        with self._errors():
-            conn = await self._connect()
-            try:
-                ms = self.statement_timeout_ms if timeout_ms is None else timeout_ms
-                await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(ms))))
-                await conn.execute("SET default_transaction_read_only = " + ("off" if write else "on"))
-                yield conn
-            finally:
-                await conn.close()
+        """A fresh autocommit connection: read-only unless `write`, with a statement timeout.
+
+        The request's work slot is put down for the session (`integrations.workers.waiting`): a
+        database that does not answer stalls only the commands that need it."""
+        async with waiting():
+            with self._errors():
+                conn = await self._connect()
+                try:
+                    ms = self.statement_timeout_ms if timeout_ms is None else timeout_ms
+                    await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(ms))))
+                    await conn.execute("SET default_transaction_read_only = " + ("off" if write else "on"))
+                    yield conn
+                finally:
+                    await conn.close()
 
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
         libpq_seconds = max(2, math.ceil(self.connect_timeout))  # libpq's own floor is 2 s

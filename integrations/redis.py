@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 
 from integrations import telemetry
 from integrations.errors import Forbidden, IntegrationError, Unavailable
+from integrations.workers import waiting
 
 SYSTEM = "Redis"
 CLIENT_NAME = "cf-bot"
@@ -68,9 +69,11 @@ class Redis:
         await self._client.aclose()
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
-        """One round trip, bounded twice (socket timeouts and a wall clock), errors as one line."""
+        """One round trip, bounded twice (socket timeouts and a wall clock), errors as one line.
+
+        The request's work slot is put down meanwhile (`integrations.workers.waiting`)."""
         try:
-            async with telemetry.timed(SYSTEM, getattr(make, "__name__", "call")):
+            async with waiting(), telemetry.timed(SYSTEM, getattr(make, "__name__", "call")):
                 return await asyncio.wait_for(make(), timeout=self.timeout * 2 + 1)
         except (TimeoutError, rex.TimeoutError):
             raise Unavailable(SYSTEM, f"no answer from {self.where} within {self.timeout:g} s.") from None
