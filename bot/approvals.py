@@ -92,7 +92,7 @@ class Approvals:
         action = Action(
             id=uuid.uuid4().hex[:12],
             command=spec.title,
-            args=_jsonable(args),
+            args=_jsonable({**args, **change.pinned}),
             requester=origin.user,
             channel=origin.channel,
             state=APPROVED if exempt else PENDING,

@@ -1,8 +1,9 @@
 """The runbook as data for incidents: types, severities and each type's checklist.
 
-The checklists are the runbook's "Emergency Procedures" and "Security Incident Response" sections,
-written as steps with the `/cf` command that performs each one where there is one. They are pinned
-in every new incident channel, so they are kept short: what to do, in order.
+The checklists are the runbook's "Emergency Procedures", "Security Incident Response" and "Disaster
+Recovery" sections, written as steps with the `/cf` command that performs each one where there is one
+(Terraform and Helm run outside the bot). They are pinned in every new incident channel, so they are
+kept short: what to do, in order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ SEVERITY_LABEL = {
 STATUSPAGE_IMPACT = {"sev1": "critical", "sev2": "major", "sev3": "minor", "sev4": "none"}
 PAGERDUTY_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning", "sev4": "info"}
 
-KINDS = ("outage", "database", "memory", "websocket", "security", "ddos", "data-breach", "other")
+KINDS = ("outage", "database", "memory", "websocket", "security", "ddos", "data-breach", "disaster-recovery",
+         "other")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,17 @@ PLAYBOOKS: dict[str, Playbook] = {
             "Begin forensic analysis — `/cf evidence POD`",
             "Prepare the incident report — `/cf incident timeline`",
         )),
+        Playbook("disaster-recovery", "Disaster recovery", "Backup and Recovery > Disaster Recovery", (
+            "Save the current state — `/cf backup config`, `/cf db snapshot`",
+            "Check the recovery prerequisites — `/cf dr check`",
+            "Restore the infrastructure with Terraform — `terraform apply -var-file=terraform.tfvars` "
+            "in deployment/terraform/collaboration",
+            "Restore the applications with Helm — `helm install collaboration "
+            "deployment/helm/candlefish-collaboration --namespace collaboration --create-namespace "
+            "--values values-production.yaml`; then the configuration — `/cf restore config`",
+            "Restore the database if needed — `/cf db restore --to TIME` or `--snapshot ID`",
+            "Verify — `/cf status`, `/cf nodes`, `/cf db status`, `/cf dr check`",
+        )),
         Playbook("other", "Incident", "Emergency Procedures", (
             "Triage — `/cf status`",
             "Assign a commander — `/cf incident assign commander @someone`",
@@ -94,6 +107,7 @@ PLAYBOOKS: dict[str, Playbook] = {
 }
 
 _KIND_WORDS = (
+    ("disaster-recovery", ("disaster", "cluster rebuild", "rebuild the cluster", "region down", "region outage")),
     ("data-breach", ("breach", "exfiltrat", "leak")),
     ("ddos", ("ddos", "dos attack", "flood")),
     ("security", ("security", "intrusion", "compromis", "malware", "suspicious")),

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot import slots
 from bot.approvals import Approvals
+from bot.artefacts import Artefacts
 from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.dispatch import Dispatcher, IncidentLookup
@@ -135,7 +136,7 @@ async def build_runtime(
     store = await Store.open(database_url)
     metrics = Metrics()
     audit = AuditTrail(store, messenger, clock)
-    services = {**services, "audit": audit}
+    services = {**services, "audit": audit, "artefacts": Artefacts(store, clock)}
     policy = Policy(settings, resolve_group)
     ops = build_operations(settings=settings, store=store, messenger=messenger, audit=audit, policy=policy,
                            registry=REGISTRY, services=services, clock=clock)

@@ -100,6 +100,24 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS cf_audit_at ON cf_audit (at)",
         ),
     ),
+    # Files the bot keeps for later commands (configuration backups for `/cf restore config`): bot/artefacts.py.
+    Migration(
+        "0004_artefacts",
+        (
+            """CREATE TABLE IF NOT EXISTS cf_artefacts (
+                id {serial} PRIMARY KEY,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                name TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                content TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS cf_artefacts_key ON cf_artefacts (kind, key, created_at)",
+        ),
+    ),
 ]
 
 

@@ -7,7 +7,10 @@ the record exists even if Slack loses the file, and a file can later be shown to
 `backup config` writes the namespace's configuration as one `kind: List` YAML that `kubectl apply -f`
 can restore. Secrets are included as objects, but the Kube client has already replaced each value
 with `<redacted>` — which is not valid base64, so applying the backup refuses the Secrets instead of
-overwriting real credentials with a placeholder.
+overwriting real credentials with a placeholder. It covers every kind a namespace's configuration
+lives in (`BACKUP_KINDS`); objects made by an owner (a CronJob's Jobs, say) are left out, as are
+ReplicaSets and Pods, because their owners make them again. The same bytes are kept in the bot's
+store (bot/artefacts.py), where `/cf restore config` reads them, and their sha256 goes to the audit trail.
 """
 
 from __future__ import annotations
@@ -20,17 +23,19 @@ from typing import Any
 import yaml
 
 from base.text import code
+from commands._backups import ARTEFACT, JOB_GENERATED_LABELS
 from commands._kube import find_pod, plural
 from commands.args import k8s_name, pos
 from commands.base import Context, command
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import File, Note, Reply, Table
+from integrations.errors import IntegrationError
 from integrations.kube import REDACTED, redact_secret
 
 AREA = "Security"
 LOG_BYTES = 20 * 2**20  # per container and log: enough for forensics, bounded for Slack
-BACKUP_KINDS = ("Deployment", "Service", "ConfigMap", "Ingress", "PersistentVolumeClaim", "HorizontalPodAutoscaler",
-                "NetworkPolicy")
+BACKUP_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "ConfigMap", "ServiceAccount",
+                "PersistentVolumeClaim", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")
 SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
                  "deletionTimestamp", "deletionGracePeriodSeconds")
 Obj = dict[str, Any]
@@ -108,7 +113,7 @@ async def _logs(ctx: Context, pod: Obj, prefix: str) -> tuple[list[File], list[F
     summary="The namespace's configuration as one YAML file (Secret values redacted) uploaded to the thread.",
     area=AREA,
     example="/cf backup config",
-    needs=["kube"],
+    needs=["kube", "audit", "artefacts"],
 )
 async def backup_config(ctx: Context) -> Reply:
     """The Deployments are the primary call; every other kind is an auxiliary part: a kind that cannot be
@@ -120,14 +125,17 @@ async def backup_config(ctx: Context) -> Reply:
     kinds = (*BACKUP_KINDS, "Secret")
     got = {kind: items for kind, items in zip(kinds, lists, strict=True) if not isinstance(items, Failed)}
     missing = failures(*lists)
-    items = [_clean(obj) for group in got.values() for obj in group]
+    owned = [obj for group in got.values() for obj in group if _owned(obj)]
+    items = [_clean(obj) for group in got.values() for obj in group if not _owned(obj)]
     document = {"apiVersion": "v1", "kind": "List", "metadata": {"namespace": ctx.namespace}, "items": items}
     name = f"{ctx.namespace}-backup-{_stamp()}.yaml"
     content = _yaml(document)
     table = Table(["KIND", "OBJECTS"], [[k, str(len(got[k])) if k in got else _unread(lists, k)] for k in kinds])
-    notes = [Note(f"Secret values are replaced by `{REDACTED}`: `kubectl apply -f {name}` restores everything else "
-                  "and refuses the Secrets rather than overwrite them."),
-             Note(f"sha256 {_digest(content)}")]
+    notes = [Note(f"Secret values are replaced by `{REDACTED}`: `/cf restore config` (or `kubectl apply -f {name}`) "
+                  "restores everything else and leaves the Secrets alone rather than overwrite them."),
+             Note("Not in a backup: ReplicaSets and Pods" + (f", and {plural(len(owned), 'object')} made by an owner"
+                                                            if owned else "") + ": their owners make them again."),
+             await _keep(ctx, name, content, len(items))]
     partial = f" (partial: {', '.join(f.label for f in missing)} not included)" if missing else ""
     return Reply(title=f"Backup of namespace `{ctx.namespace}`: {plural(len(items), 'object')}{partial}",
                  parts=[table, *failed_parts(*missing), *notes], level=degraded("info", *missing),
@@ -136,6 +144,24 @@ async def backup_config(ctx: Context) -> Reply:
 
 def _unread(lists: list[Any], kind: str) -> str:
     return next(f.detail for f in failures(*lists) if f.label == kind)
+
+
+async def _keep(ctx: Context, name: str, content: bytes, objects: int) -> Note:
+    """Keep the file for `/cf restore config` and its sha256 in the audit trail; without the store, say so."""
+    digest = _digest(content)
+    try:
+        await ctx.service("artefacts").save(ARTEFACT, ctx.namespace, name, content.decode(), ctx.user)
+    except IntegrationError as exc:
+        return Note(f":warning: sha256 {digest}. Not kept for `/cf restore config` ({exc.message}): "
+                    "this file is the only copy.")
+    await ctx.service("audit").record(
+        "backup", ctx.user, "backup config", channel=ctx.channel, incident_id=ctx.incident_id,
+        detail={"namespace": ctx.namespace, "file": name, "objects": objects, "bytes": len(content), "sha256": digest})
+    return Note(f"sha256 {digest}, recorded in the audit trail; kept for `/cf restore config`.")
+
+
+def _owned(obj: Obj) -> bool:
+    return any(ref.get("controller") for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
 def _clean(obj: Obj) -> Obj:
@@ -147,4 +173,16 @@ def _clean(obj: Obj) -> Obj:
     spec = out.get("spec")
     if obj.get("kind") == "Service" and isinstance(spec, dict) and spec.get("clusterIP") not in (None, "None"):
         out["spec"] = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs")}
+    if obj.get("kind") == "Job" and isinstance(spec, dict) and not spec.get("manualSelector"):
+        out["spec"] = _without_generated_selector(spec)
     return out
+
+
+def _without_generated_selector(spec: Obj) -> Obj:
+    """A Job's generated selector and labels go: the API server refuses a new Job that carries them."""
+    template = dict(spec.get("template") or {})
+    meta = dict(template.get("metadata") or {})
+    if isinstance(meta.get("labels"), dict):
+        meta["labels"] = {k: v for k, v in meta["labels"].items() if k not in JOB_GENERATED_LABELS}
+    template["metadata"] = meta
+    return {**{k: v for k, v in spec.items() if k != "selector"}, "template": template}

@@ -103,3 +103,6 @@ class Change:
     apply: Callable[[], Awaitable[Outcome]]
     target: str = ""
     warnings: list[str] = field(default_factory=list)
+    # arguments the command resolved when asked (e.g. "the latest backup" -> its name): stored with the
+    # request, so the approval runs exactly what the approver saw, not what "latest" means by then
+    pinned: dict[str, str] = field(default_factory=dict)

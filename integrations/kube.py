@@ -14,6 +14,7 @@ types with one-line messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -52,7 +54,48 @@ _LISTS: dict[str, tuple[str, str]] = {
     "NetworkPolicy": ("networking", "list_namespaced_network_policy"),
     "HorizontalPodAutoscaler": ("autoscaling", "list_namespaced_horizontal_pod_autoscaler"),
     "PodDisruptionBudget": ("policy", "list_namespaced_pod_disruption_budget"),
+    "StatefulSet": ("apps", "list_namespaced_stateful_set"),
+    "DaemonSet": ("apps", "list_namespaced_daemon_set"),
+    "Job": ("batch", "list_namespaced_job"),
+    "CronJob": ("batch", "list_namespaced_cron_job"),
+    "ServiceAccount": ("core", "list_namespaced_service_account"),
 }
+
+# kind -> the (API, method) a restore reads, creates and server-side-applies it with. Secrets are
+# absent (a backup holds only redacted values), and so are Jobs (creating a Job runs it again).
+_RESTORE: dict[str, tuple[tuple[str, str], tuple[str, str], tuple[str, str]]] = {
+    "ServiceAccount": (("core", "read_namespaced_service_account"), ("core", "create_namespaced_service_account"),
+                       ("core", "patch_namespaced_service_account")),
+    "ConfigMap": (("core", "read_namespaced_config_map"), ("core", "create_namespaced_config_map"),
+                  ("core", "patch_namespaced_config_map")),
+    "PersistentVolumeClaim": (("core", "read_namespaced_persistent_volume_claim"),
+                              ("core", "create_namespaced_persistent_volume_claim"),
+                              ("core", "patch_namespaced_persistent_volume_claim")),
+    "Service": (("core", "read_namespaced_service"), ("core", "create_namespaced_service"),
+                ("core", "patch_namespaced_service")),
+    "Deployment": (("apps", "read_namespaced_deployment"), ("apps", "create_namespaced_deployment"),
+                   ("apps", "patch_namespaced_deployment")),
+    "StatefulSet": (("apps", "read_namespaced_stateful_set"), ("apps", "create_namespaced_stateful_set"),
+                    ("apps", "patch_namespaced_stateful_set")),
+    "DaemonSet": (("apps", "read_namespaced_daemon_set"), ("apps", "create_namespaced_daemon_set"),
+                  ("apps", "patch_namespaced_daemon_set")),
+    "CronJob": (("batch", "read_namespaced_cron_job"), ("batch", "create_namespaced_cron_job"),
+                ("batch", "patch_namespaced_cron_job")),
+    "HorizontalPodAutoscaler": (("autoscaling", "read_namespaced_horizontal_pod_autoscaler"),
+                                ("autoscaling", "create_namespaced_horizontal_pod_autoscaler"),
+                                ("autoscaling", "patch_namespaced_horizontal_pod_autoscaler")),
+    "PodDisruptionBudget": (("policy", "read_namespaced_pod_disruption_budget"),
+                            ("policy", "create_namespaced_pod_disruption_budget"),
+                            ("policy", "patch_namespaced_pod_disruption_budget")),
+    "NetworkPolicy": (("networking", "read_namespaced_network_policy"),
+                      ("networking", "create_namespaced_network_policy"),
+                      ("networking", "patch_namespaced_network_policy")),
+    "Ingress": (("networking", "read_namespaced_ingress"), ("networking", "create_namespaced_ingress"),
+                ("networking", "patch_namespaced_ingress")),
+}
+RESTORABLE = tuple(_RESTORE)  # in the order a restore applies them: what others refer to comes first
+FIELD_MANAGER = "cf"  # the field manager of the bot's server-side applies
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class TooManyRequests(Conflict):
@@ -268,6 +311,52 @@ class Kube:
         """Secrets with every value replaced by REDACTED, here, before any command can see them."""
         data = await self._call(self.core.list_namespaced_secret, namespace, what=f"list secrets in {namespace}")
         return [redact_secret(item) for item in data.get("items", [])]
+
+    @functools.cached_property
+    def batch(self) -> client.BatchV1Api:
+        """Jobs and CronJobs (backups and restores), made on first use."""
+        return client.BatchV1Api(self.api_client)
+
+    # --- restore (issue 11): create or server-side apply, each optionally as a server-side dry run ---
+
+    def _restore_method(self, kind: str, which: int) -> Callable[..., Any]:
+        if kind not in _RESTORE:
+            raise IntegrationError(SYSTEM, f"{kind} objects are not restored by the bot.")
+        api_name, method = _RESTORE[kind][which]
+        return getattr(getattr(self, api_name), method)
+
+    async def read_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """One object of a restorable kind (see `RESTORABLE`), or None when it does not exist."""
+        try:
+            obj = dict(await self._call(self._restore_method(kind, 0), name, namespace,
+                                        what=f"{kind} {namespace}/{name}"))
+        except NotFound:
+            return None
+        obj.setdefault("kind", kind)
+        return obj
+
+    async def create_object(self, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        """POST the object (with `dryRun=All`: validated and defaulted by the server, not stored).
+
+        The generated client checks a create's body against its own models first (an apply's it does
+        not): a field it does not know, or one it requires, is refused here as a Conflict naming it."""
+        kind, name = body["kind"], body["metadata"]["name"]
+        what = f"{'dry-run ' if dry_run else ''}create {kind} {namespace}/{name}"
+        try:
+            return dict(await self._call(self._restore_method(kind, 1), namespace, body,
+                                         dry_run="All" if dry_run else None, field_manager=FIELD_MANAGER, what=what))
+        except pydantic.ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()[:3])
+            raise Conflict(SYSTEM, f"{what}: the Kubernetes client refuses the object ({fields}).") from None
+
+    async def apply_object(self, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        """`kubectl apply --server-side --force-conflicts` as field manager `cf`: the fields in `body` win,
+        every other field of the live object is kept (with `dryRun=All`: the result, not stored)."""
+        kind, name = body["kind"], body["metadata"]["name"]
+        return dict(await self._call(
+            self._restore_method(kind, 2), name, namespace, body, dry_run="All" if dry_run else None,
+            field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
+            what=f"{'dry-run ' if dry_run else ''}apply {kind} {namespace}/{name}"))
 
     # --- changes (issue 3) ----------------------------------------------------------------
 

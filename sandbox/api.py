@@ -23,8 +23,8 @@ from .validation import validate
 
 SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation", "managedFields")
 # kinds whose status a create may not set (their controllers own it)
-RESET_STATUS = {"Deployment", "ReplicaSet", "DaemonSet", "Pod", "HorizontalPodAutoscaler",
-                "PodDisruptionBudget", "Service", "Namespace"}
+RESET_STATUS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "Pod",
+                "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Namespace"}
 # kinds whose DELETE answers with the object rather than a Status (registry ReturnDeletedObject)
 RETURNS_OBJECT = {"Pod", "Service", "Namespace"}
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}

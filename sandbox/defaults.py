@@ -84,13 +84,17 @@ def _template_owner(obj: dict[str, Any], store: Store) -> None:
     pod_spec(spec.setdefault("template", {}).setdefault("spec", {}))
     spec["template"].setdefault("metadata", {})
     kind = obj.get("kind")
-    if kind in ("Deployment", "ReplicaSet"):
+    if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         spec.setdefault("replicas", 1)
     if kind == "Deployment":
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         spec.setdefault("strategy", {"type": "RollingUpdate",
                                      "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    if kind == "StatefulSet":
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
     if kind == "DaemonSet":
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("updateStrategy", {"type": "RollingUpdate",
@@ -132,6 +136,7 @@ DEFAULTERS: dict[str, Callable[[dict[str, Any], Store], None]] = {
     "Deployment": _template_owner,
     "ReplicaSet": _template_owner,
     "DaemonSet": _template_owner,
+    "StatefulSet": _template_owner,
     "Service": _service,
     "Namespace": _namespace,
     "Secret": _secret,

@@ -124,6 +124,12 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources=(_SCALE, _status("ReplicaSet"))),
     ResourceType("DaemonSet", "daemonsets", True, "apps", short_names=("ds",), categories=("all",),
                  subresources=(_status("DaemonSet"),)),
+    # served (stored, listed, applied) for backups and restores; no controller runs their pods or jobs
+    ResourceType("StatefulSet", "statefulsets", True, "apps", short_names=("sts",), categories=("all",),
+                 subresources=(_SCALE, _status("StatefulSet"))),
+    ResourceType("Job", "jobs", True, "batch", categories=("all",), subresources=(_status("Job"),)),
+    ResourceType("CronJob", "cronjobs", True, "batch", short_names=("cj",), categories=("all",),
+                 subresources=(_status("CronJob"),)),
     ResourceType("PodDisruptionBudget", "poddisruptionbudgets", True, "policy", short_names=("pdb",),
                  subresources=(_status("PodDisruptionBudget"),)),
     ResourceType("NetworkPolicy", "networkpolicies", True, "networking.k8s.io", short_names=("netpol",)),

@@ -23,7 +23,7 @@ def _go_map(labels: dict[str, str]) -> str:
 def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
     causes: list[tuple[str, str]] = []
     spec = obj.get("spec") or {}
-    if rt.kind in ("Deployment", "ReplicaSet", "DaemonSet"):
+    if rt.kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"):
         replicas = spec.get("replicas", 1)
         if not isinstance(replicas, int) or replicas < 0:
             causes.append(("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0"))

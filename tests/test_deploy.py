@@ -31,7 +31,7 @@ MODELS = {
     "PodDisruptionBudget": k8s.V1PodDisruptionBudget,
 }
 API_GROUPS = {"core": "", "apps": "apps", "networking": "networking.k8s.io", "autoscaling": "autoscaling",
-              "policy": "policy"}
+              "policy": "policy", "batch": "batch"}
 VERBS = {"list": "list", "read": "get", "patch": "patch", "create": "create", "delete": "delete",
          "replace": "update"}
 SUBRESOURCES = ("scale", "log", "eviction", "status")

@@ -102,7 +102,7 @@ async def test_backup_config_is_one_restorable_yaml(bot, sim) -> None:  # type: 
     assert backup["kind"] == "List"
     kinds = {i["kind"] for i in backup["items"]}
     assert kinds == {"Deployment", "Service", "ConfigMap", "Ingress", "PersistentVolumeClaim",
-                     "HorizontalPodAutoscaler", "NetworkPolicy", "Secret"}
+                     "HorizontalPodAutoscaler", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret"}
     assert all("status" not in i and "resourceVersion" not in i["metadata"] for i in backup["items"])
     secrets = [i for i in backup["items"] if i["kind"] == "Secret"]
     assert secrets and all(set(s["data"].values()) == {"<redacted>"} for s in secrets)
