@@ -180,6 +180,36 @@ def _runbook_oncall() -> list[OncallEntry]:
     ]
 
 
+def _runbook_teams() -> dict[str, str]:
+    return {"DevOps": "devops@candlefish.ai", "Security": "security@candlefish.ai",
+            "Database": "database@candlefish.ai", "Frontend": "frontend@candlefish.ai",
+            "Backend": "backend@candlefish.ai"}
+
+
+class Contacts(_Section):
+    """The runbook's Contact Information besides the escalation list; `oncall` shows them."""
+
+    teams: dict[str, str] = Field(default_factory=_runbook_teams)  # team -> email
+    aws_support: str = "https://console.aws.amazon.com/support/home"  # runbook: "Use AWS Support Center"
+    pagerduty: str = "https://candlefish.pagerduty.com"  # the PagerDuty web app (paging itself: `page`)
+
+    @field_validator("teams")
+    @classmethod
+    def _emails(cls, teams: dict[str, str]) -> dict[str, str]:
+        for team, email in teams.items():
+            local, at, domain = email.partition("@")
+            if not (local and at and "." in domain) or any(c.isspace() or c in "<>|" for c in email):
+                raise ValueError(f"{team}: {email!r} is not an email address")
+        return teams
+
+    @field_validator("aws_support", "pagerduty")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if not url.startswith("https://") or any(c.isspace() or c in "<>|" for c in url):
+            raise ValueError(f"{url!r} is not an https:// URL")
+        return url
+
+
 class Incidents(_Section):
     responders: list[str] = Field(default_factory=list)  # user ids or a user group invited to new channels
     reminder_minutes: dict[str, float] = Field(
@@ -187,6 +217,7 @@ class Incidents(_Section):
     )  # no update for this long -> a reminder in the incident channel
     reminder_check_seconds: float = Field(60, gt=0)  # how often reminders are due-checked
     oncall: list[OncallEntry] = Field(default_factory=_runbook_oncall)  # `oncall` and `page LEVEL`
+    contacts: Contacts = Field(default_factory=Contacts)  # team emails, AWS Support, PagerDuty: `oncall`
     private_channels: bool = False  # create incident channels as private channels
 
     @field_validator("responders")

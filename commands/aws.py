@@ -8,17 +8,20 @@ registered here too (RDS's are in commands/rds.py), so `/cf status` covers the A
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from base.text import code
 from commands._awsfmt import ago, aws, cfg, plural, stamp, utc
-from commands.args import k8s_name, opt, pos, whole_number
+from commands.args import k8s_name, opt, pos, switch, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
 from integrations.awserrors import ApiUnavailable
-from integrations.errors import NotFound
+from integrations.errors import IntegrationError, NotFound, Unavailable
 
 AREA = "AWS"
 HEALTH_SERVICES = ["EKS", "RDS", "EC2"]
@@ -231,16 +234,79 @@ async def lb(ctx: Context) -> Reply:
     )
 
 
-@command("s3 check", summary="List the documents bucket to prove the bot can reach S3 (aws s3 ls).", area=AREA,
+PROBE_PREFIX = "cf-probe/"  # deploy/iam-policy.json allows s3:PutObject and s3:DeleteObject only under this prefix
+
+
+@command("s3 check", summary="List the documents bucket to prove the bot can reach S3 (aws s3 ls); `--write` also "
+                             "puts a unique probe object and deletes it (operator).", area=AREA,
+         args=[switch("--write", "also write a probe object under cf-probe/ and delete it (needs the operator role)")],
          example="/cf s3 check", needs=["aws"])
-async def s3_check(ctx: Context) -> Reply:
+async def s3_check(ctx: Context, write: bool = False) -> Reply:
+    """Read by default. `--write` changes the bucket for a moment, so it is the operator's (see `_write_probe`)."""
+    if write and not ctx.has_role(Role.operator):
+        raise CommandError("`s3 check --write` writes to (and deletes from) the production documents bucket, so it "
+                           "needs the operator role. `/cf s3 check` lists the bucket without writing.")
     bucket = cfg(ctx).bucket
     data = await aws(ctx).list_objects(bucket, 10)
     objects = data.get("Contents", [])
     rows = [[o["Key"], f"{o.get('Size', 0):,}", stamp(o.get("LastModified"))] for o in objects]
     more = " (more not shown)" if data.get("IsTruncated") else ""
-    return Reply(title=f"S3 bucket {bucket} is reachable: {plural(len(objects), 'object')} listed{more}",
-                 parts=[Table(["KEY", "BYTES", "LAST MODIFIED"], rows, empty="The bucket is empty.")], level="ok")
+    listing = Table(["KEY", "BYTES", "LAST MODIFIED"], rows, empty="The bucket is empty.")
+    if not write:
+        return Reply(title=f"S3 bucket {bucket} is reachable: {plural(len(objects), 'object')} listed{more}",
+                     parts=[listing], level="ok")
+    return await _write_probe(ctx, bucket, listing)
+
+
+async def _write_probe(ctx: Context, bucket: str, listing: Table) -> Reply:
+    """Put a probe object under a unique key, delete it, and list the key to show it is gone.
+
+    It needs the operator role although it leaves nothing behind: it is a write to production storage,
+    which the bucket's event notifications, replication or versioning may act on (a versioned bucket
+    keeps a delete marker until its lifecycle rules expire it), and the audit trail names who asked.
+    It needs no approval: the change is the bot's own probe object, gone again within the command.
+    """
+    key = f"{PROBE_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}.txt"
+    body = f"cf s3 check --write by {ctx.user}: a probe object, deleted right after it was written.\n".encode()
+    where = f"s3://{bucket}/{key}"
+    steps: list[list[str]] = []
+    started = time.perf_counter()
+    try:
+        put = await aws(ctx).put_object(bucket, key, body)
+    except IntegrationError as exc:
+        steps.append(["put", "failed", _ms(started), exc.message])
+        left = (f"The write may still have landed: `aws s3 ls s3://{bucket}/{PROBE_PREFIX}` shows it."
+                if isinstance(exc, Unavailable) else f"AWS refused the write, so nothing was left at `{where}`.")
+        return Reply(title=f"S3 bucket {bucket} is readable but the bot could not write to it", level="error",
+                     parts=[_steps(steps), Note(left), listing])
+    detail = f"{len(body)} bytes, ETag {put.get('ETag', '?')}" + (f", version {put['VersionId']}"
+                                                                   if put.get("VersionId") else "")
+    steps.append(["put", "ok", _ms(started), detail])
+    started = time.perf_counter()
+    try:
+        deleted = await aws(ctx).delete_object(bucket, key)
+    except IntegrationError as exc:
+        steps.append(["delete", "failed", _ms(started), exc.message])
+        return Reply(title=f"S3 bucket {bucket}: the probe object was written but could not be deleted", level="error",
+                     parts=[_steps(steps), Text(f"The probe object `{where}` is still in the bucket: remove it with "
+                                                f"`aws s3 rm {where}` once the cause is fixed."), listing])
+    marker = " (the bucket is versioned: a delete marker remains until its lifecycle expires it)" \
+        if deleted.get("DeleteMarker") else ""
+    steps.append(["delete", "ok", _ms(started), f"deleted{marker}"])
+    left = await aws(ctx).list_objects(bucket, 1, prefix=key)
+    gone = not any(o.get("Key") == key for o in left.get("Contents", []))
+    steps.append(["list the key", "gone" if gone else "still listed", "", where])
+    title = (f"S3 bucket {bucket} is readable and writable: the probe object was put and deleted" if gone
+             else f"S3 bucket {bucket}: the probe object is still listed after its delete")
+    return Reply(title=title, level="ok" if gone else "warn", parts=[_steps(steps), listing])
+
+
+def _steps(rows: list[list[str]]) -> Table:
+    return Table(["STEP", "RESULT", "TIME", "DETAIL"], rows)
+
+
+def _ms(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:,.0f} ms"
 
 
 _STATUS_ORDER = {"open": 0, "upcoming": 1, "closed": 2}

@@ -1,4 +1,4 @@
-"""Logs & Metrics: `logs`, `metrics` and `ws probe` (the runbook's kubectl logs, curl /metrics, wscat).
+"""Logs & Metrics: `logs` (the runbook's kubectl logs); `metrics` and `ws probe` are in commands/metrics.py.
 
 `logs` reads every container of every pod of an app at once, with timestamps, and merges them into
 one timeline. The message shows the newest lines first (what an engineer looks at during an
@@ -16,8 +16,7 @@ from base.text import code
 from commands._kube import app_names, one_line, plural
 from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
 from commands.base import CommandError, Context, command
-from commands.reply import Code, Fields, File, Level, Note, Part, Reply, Table
-from integrations import probes
+from commands.reply import Code, File, Level, Note, Part, Reply
 from integrations.errors import IntegrationError, NotFound
 
 AREA = "Logs & Metrics"
@@ -28,7 +27,6 @@ MESSAGE_CHARS = 2800  # what one code block holds, with room for the fences
 LINE_CHARS = 300
 CONCURRENCY = 8
 MAX_PODS = 50  # kubectl refuses more than --max-log-requests; we read the first 50 and say so
-PROBE_TIMEOUT = 5.0
 Obj = dict[str, Any]
 
 
@@ -178,65 +176,3 @@ def _span(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-# --- metrics and the WebSocket probe -------------------------------------------------------------
-
-
-@command(
-    "metrics",
-    summary="Scrape a service's Prometheus /metrics and show the series matching a pattern.",
-    area=AREA,
-    args=[
-        pos("SERVICE", k8s_name, "a service from config `probes.metrics`"),
-        pos("PATTERN", regex, "a regular expression over the series (e.g. db_connections, go_gc)", default=None),
-    ],
-    example="/cf metrics websocket-service websocket_active_connections",
-)
-async def metrics(ctx: Context, service: str, pattern: UserPattern | None = None) -> Reply:
-    urls: dict[str, str] = dict(ctx.settings.probes.metrics)
-    if service not in urls:
-        known = ", ".join(f"`{s}`" for s in sorted(urls)) or "none (set `probes.metrics` in the config)"
-        raise CommandError(f"No metrics endpoint is configured for `{service}`. Services: {known}.")
-    samples = await probes.scrape(urls[service], PROBE_TIMEOUT)
-    notes = [Note(f"Scraped {urls[service]}")]
-    if pattern:
-        found = await pattern.filter(samples, key=lambda s: s.series)
-        samples = found.items
-        if not found.complete:
-            notes.append(Note(f"The pattern was matched against {found.examined:,} of {found.total:,} series "
-                              "within its time budget."))
-    rows = [[s.series, _number(s.value)] for s in samples]
-    matching = f" matching {code(pattern)}" if pattern else ""
-    table = Table(["SERIES", "VALUE"], rows, empty=f"No series{matching}.")
-    return Reply(title=f"{service} metrics: {plural(len(rows), 'series', 'series')}{matching}",
-                 parts=[table, *notes])
-
-
-def _number(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:.6g}"
-
-
-@command(
-    "ws probe",
-    summary="Open a WebSocket to the configured URL and report the connect time against the 100 ms target.",
-    area=AREA,
-    example="/cf ws probe",
-)
-async def ws_probe(ctx: Context) -> Reply:
-    cfg = ctx.settings.probes
-    if not cfg.websocket_url:
-        raise CommandError("No WebSocket URL is configured (set `probes.websocket_url`).")
-    target = float(cfg.websocket_target_ms)
-    try:
-        took = await probes.websocket_connect_ms(cfg.websocket_url, PROBE_TIMEOUT)
-    except IntegrationError as exc:
-        return Reply(title=f"WebSocket probe failed: {exc.message}", level="error",
-                     parts=[Note("`/cf logs websocket-service --since 10m` and `/cf pods websocket-service` next.")])
-    fast = took <= target
-    verdict = "within" if fast else "slower than"
-    fields = Fields([("URL", cfg.websocket_url), ("Connect time", f"{took:,.0f} ms"), ("Target", f"{target:g} ms")])
-    return Reply(title=f"WebSocket connected in {took:,.0f} ms, {verdict} the {target:g} ms target",
-                 parts=[fields], level="ok" if fast else "warn")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from base.text import link, literal
 from commands._incident_args import SEVERITIES, trailing_options
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
-from commands.reply import Change, Note, Outcome, Reply, Table, Text
+from commands.reply import Change, Fields, Note, Outcome, Part, Reply, Table, Text
 
 AREA = "Incidents"
 PD_SEVERITIES = ("critical", "error", "warning", "info")
@@ -27,16 +28,27 @@ PUBLIC = "This is public: the status page's subscribers are notified."
 
 @command(
     "oncall",
-    summary="The on-call escalation list (primary, secondary, manager, CTO) with contacts.",
+    summary="The runbook's contacts: the on-call escalation list (primary, secondary, manager, CTO), the team "
+            "emails, AWS Support, PagerDuty and the emergency channel.",
     area=AREA,
     example="/cf oncall",
 )
 async def oncall(ctx: Context) -> Reply:
     entries = ctx.settings.incidents.oncall
+    contacts = ctx.settings.incidents.contacts
     rows = [[str(i), e.role, e.name, e.contact] for i, e in enumerate(entries, start=1)]
     paging = "`/cf page LEVEL TEXT` pages through PagerDuty." if ctx.services.get("pagerduty") else \
-        "PagerDuty is not configured: call the number."
-    return Reply(title="On-call escalation", parts=[Table(["#", "LEVEL", "WHO", "CONTACT"], rows), Note(paging)])
+        "PagerDuty is not configured for the bot (PAGERDUTY_ROUTING_KEY): call the number."
+    teams = Fields([(literal(team), link(f"mailto:{email}", email)) for team, email in contacts.teams.items()])
+    external = Fields([
+        ("AWS Support", link(contacts.aws_support, "AWS Support Center")),
+        ("PagerDuty", link(contacts.pagerduty, contacts.pagerduty.removeprefix("https://"))),
+        ("Slack emergency", f"<#{ctx.settings.incident_channel}>"),
+    ])
+    parts: list[Part] = [Table(["#", "LEVEL", "WHO", "CONTACT"], rows, empty="No escalation list configured.")]
+    parts += [Text("*Teams*"), teams] if contacts.teams else []
+    parts += [Text("*External*"), external, Note(paging)]
+    return Reply(title="On-call escalation and contacts", parts=parts)
 
 
 async def _incident(ctx: Context) -> Any:

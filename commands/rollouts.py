@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from base.text import literal
 from commands._kube import find_deployment, plural
 from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
@@ -59,13 +60,16 @@ async def _history(ctx: Context, dep: Obj) -> list[Obj]:
 
 @command(
     "rollout history",
-    summary="A deployment's revisions with change cause and image (kubectl rollout history).",
+    summary="A deployment's revisions with change cause and image (kubectl rollout history); without a name, "
+            "every deployment's.",
     area=AREA,
-    args=[pos("DEPLOYMENT", k8s_label, "the deployment")],
+    args=[pos("DEPLOYMENT", k8s_label, "the deployment (default: every deployment in the namespace)", default=None)],
     example="/cf rollout history graphql-api",
     needs=["kube"],
 )
-async def rollout_history(ctx: Context, deployment: str) -> Reply:
+async def rollout_history(ctx: Context, deployment: str | None = None) -> Reply:
+    if deployment is None:
+        return await _history_of_all(ctx)
     dep = await find_deployment(ctx, deployment)
     current = _revision(dep)
     rows = [[str(_revision(rs)) + (" (current)" if _revision(rs) == current else ""),
@@ -76,6 +80,44 @@ async def rollout_history(ctx: Context, deployment: str) -> Reply:
     return Reply(title=f"deployment/{deployment}: {plural(len(rows), 'revision')}, current {current}",
                  parts=[table, Note(f"`/cf rollout undo {deployment}` goes back one revision; "
                                     "`--to-revision N` to a given one.")])
+
+
+async def _history_of_all(ctx: Context) -> Reply:
+    """`kubectl rollout history deployment -n NS`: every deployment's revisions, newest deploy first.
+
+    Two list calls (deployments, replica sets) whatever the number of deployments; a ReplicaSet belongs
+    to the deployment whose uid it names as owner, as kubectl matches them.
+    """
+    deps, sets = await asyncio.gather(ctx.kube.list_deployments(ctx.namespace),
+                                      ctx.kube.list_objects("ReplicaSet", ctx.namespace))
+    owned: dict[str, list[Obj]] = {}
+    for rs in sets:
+        for ref in rs["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Deployment" and ref.get("controller"):
+                owned.setdefault(str(ref.get("uid")), []).append(rs)
+
+    def latest(dep: Obj) -> str:
+        revisions = owned.get(str(dep["metadata"].get("uid")), [])
+        return max((str(rs["metadata"].get("creationTimestamp", "")) for rs in revisions), default="")
+
+    rows, recent = [], []
+    for dep in sorted(deps, key=latest, reverse=True):
+        name, current = dep["metadata"]["name"], _revision(dep)
+        history = sorted(owned.get(str(dep["metadata"].get("uid")), []), key=_revision)
+        for rs in history:
+            rows.append([name, str(_revision(rs)) + (" (current)" if _revision(rs) == current else ""),
+                         str((rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>")),
+                         _images(rs["spec"].get("template", {})), age(rs["metadata"].get("creationTimestamp"))])
+        if history:
+            recent.append(f"{literal(name)} {age(history[-1]['metadata'].get('creationTimestamp'))} ago")
+    table = Table(["DEPLOYMENT", "REVISION", "CHANGE-CAUSE", "IMAGE", "AGE"], rows,
+                  empty=f"No deployments in namespace `{ctx.namespace}`.")
+    parts: list[Any] = [table]
+    if recent:
+        parts.append(Note("Latest revision of each, newest first: " + ", ".join(recent[:8])
+                          + (" …" if len(recent) > 8 else "") + ". `/cf rollout undo DEPLOYMENT` goes back one."))
+    return Reply(title=f"Rollout history of {plural(len(deps), 'deployment')} in namespace `{ctx.namespace}`: "
+                       f"{plural(len(rows), 'revision')}", parts=parts)
 
 
 def _undo_target(history: list[Obj], current: int, to_revision: int | None) -> Obj:

@@ -200,8 +200,17 @@ class Aws:
                                 TargetGroupArn=tg_arn)
         return list(data.get("TargetHealthDescriptions", []))
 
-    async def list_objects(self, bucket: str, limit: int = 10) -> Obj:
-        return await self._call("s3", "list_objects_v2", f"list bucket {bucket}", Bucket=bucket, MaxKeys=limit)
+    async def list_objects(self, bucket: str, limit: int = 10, prefix: str = "") -> Obj:
+        return await self._call("s3", "list_objects_v2", f"list bucket {bucket}", Bucket=bucket, MaxKeys=limit,
+                                Prefix=prefix)
+
+    async def put_object(self, bucket: str, key: str, body: bytes) -> Obj:
+        """`s3 check --write`'s probe object (the IAM policy allows it only under the probe prefix)."""
+        return await self._call("s3", "put_object", f"write s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=body,
+                                ContentType="text/plain; charset=utf-8")
+
+    async def delete_object(self, bucket: str, key: str) -> Obj:
+        return await self._call("s3", "delete_object", f"delete s3://{bucket}/{key}", Bucket=bucket, Key=key)
 
     async def health_events(self, services: list[str], region: str) -> list[Obj]:
         data = await self._call("health", "describe_events", "read AWS Health events",

@@ -17,10 +17,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 import pydantic
 import urllib3
@@ -28,7 +31,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from integrations import telemetry
+from integrations import probes, telemetry
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
 from integrations.workers import NoWorker, Workers
 
@@ -59,6 +62,12 @@ _LISTS: dict[str, tuple[str, str]] = {
     "Job": ("batch", "list_namespaced_job"),
     "CronJob": ("batch", "list_namespaced_cron_job"),
     "ServiceAccount": ("core", "list_namespaced_service_account"),
+}
+
+# kind -> (API attribute, namespaced read method): the kinds `get_object` serves (describe hpa|ingress).
+_GETS: dict[str, tuple[str, str]] = {
+    "HorizontalPodAutoscaler": ("autoscaling", "read_namespaced_horizontal_pod_autoscaler"),
+    "Ingress": ("networking", "read_namespaced_ingress"),
 }
 
 # kind -> the (API, method) a restore reads, creates and server-side-applies it with. Secrets are
@@ -96,6 +105,42 @@ _RESTORE: dict[str, tuple[tuple[str, str], tuple[str, str], tuple[str, str]]] = 
 RESTORABLE = tuple(_RESTORE)  # in the order a restore applies them: what others refer to comes first
 FIELD_MANAGER = "cf"  # the field manager of the bot's server-side applies
 APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class ProxyAnswer:
+    """What a container answered through pods/proxy: its HTTP status, content type and body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _Relayed:
+    """A container's own error answer (the client raises it like an API error) as a response to read."""
+
+    def __init__(self, exc: ApiException) -> None:
+        self.status = exc.status
+        self.headers = exc.headers or {}
+        self.data = (exc.body or "").encode() if isinstance(exc.body, str | None) else bytes(exc.body)
+
+    def release_conn(self) -> None:
+        return None
+
+
+def _from_api_server(exc: ApiException) -> bool:
+    """An error the API server made (a Status object: no such pod, dial refused), not one the pod answered."""
+    if not exc.status:
+        return True
+    try:
+        body = json.loads(exc.body or "")
+    except (ValueError, TypeError):
+        return False
+    return isinstance(body, dict) and body.get("kind") == "Status"
 
 
 class TooManyRequests(Conflict):
@@ -141,7 +186,8 @@ class Kube:
 
     # --- calls -----------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, what: str, text: bool = False, **kwargs: Any) -> Any:
+    async def _call(self, fn: Callable[..., Any], *args: Any, what: str, text: bool = False, raw: bool = False,
+                    **kwargs: Any) -> Any:
         """One API call in a worker thread within the deadline; decode JSON (or text: logs); errors in one line."""
         kwargs["_preload_content"] = False
         self.calls += 1
@@ -152,6 +198,9 @@ class Kube:
                 data = resp.data
             finally:
                 resp.release_conn()
+            if raw:  # a pod's answer through pods/proxy: as the container sent it
+                ctype = resp.headers.get("Content-Type", "") if resp.headers else ""
+                return ProxyAnswer(int(getattr(resp, "status", 200) or 200), str(ctype), bytes(data))
             if text:
                 return data.decode("utf-8", "replace")
             if not data:
@@ -307,6 +356,52 @@ class Kube:
             item.setdefault("kind", kind)
         return items
 
+    async def get_object(self, kind: str, namespace: str, name: str) -> Obj:
+        """One namespaced object of `kind` (see `_GETS`), as `kubectl get KIND NAME -o json` reads it."""
+        api_name, method = _GETS[kind]
+        return dict(await self._call(getattr(getattr(self, api_name), method), name, namespace,
+                                     what=f"{kind} {namespace}/{name}"))
+
+    async def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> ProxyAnswer:
+        """GET PATH on the pod's PORT through the API server's pods proxy (no exec into the pod).
+
+        Whatever the container answers, an error status included, is returned as it is; only the API
+        server's own refusals (no such pod, the dial failed, not allowed) raise, as for any other call.
+        """
+        connect = self.core.connect_get_namespaced_pod_proxy_with_path
+
+        def pod_proxy_get(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return connect(*args, **kwargs)
+            except ApiException as exc:
+                if _from_api_server(exc):
+                    raise
+                return _Relayed(exc)
+
+        return cast(ProxyAnswer, await self._call(
+            pod_proxy_get, f"{pod}:{port}", namespace, path.lstrip("/"),
+            what=f"GET {path} on pod {namespace}/{pod} port {port}", raw=True))
+
+    async def pod_websocket_ms(self, namespace: str, pod: str, port: int, path: str, timeout: float,
+                               subprotocols: list[str]) -> float:
+        """Open a WebSocket to PATH on the pod's PORT through the pods proxy; the handshake's time in ms.
+
+        The upgrade goes to the API server with the client's own credentials and CA (the proxy is
+        upgrade-aware), so it reaches the pod without the load balancer or ingress in front of it. The
+        token is read in a worker thread: for EKS it may run the kubeconfig's exec plugin.
+        """
+        cfg = self.api_client.configuration
+        base = str(cfg.host).rstrip("/")
+        scheme, _, rest = base.partition("://")
+        target = f"{quote(pod)}:{port}"
+        url = (f"{'wss' if scheme == 'https' else 'ws'}://{rest}/api/v1/namespaces/{quote(namespace)}/pods/"
+               f"{target}/proxy/{path.lstrip('/')}")
+        token = await self.workers.run(lambda _left: cfg.get_api_key_with_prefix("authorization"), self.timeout)
+        headers = {"Authorization": token} if token else {}
+        return await probes.websocket_connect_ms(
+            url, timeout, label=f"pod {pod} port {port} {path} through the API server", headers=headers,
+            ssl=_ssl_context(cfg) if scheme == "https" else None, subprotocols=subprotocols)
+
     async def list_secrets(self, namespace: str) -> list[Obj]:
         """Secrets with every value replaced by REDACTED, here, before any command can see them."""
         data = await self._call(self.core.list_namespaced_secret, namespace, what=f"list secrets in {namespace}")
@@ -389,6 +484,19 @@ class Kube:
         """A JSON patch (the runbook's `kubectl patch --type=json`)."""
         return dict(await self._call(self.networking.patch_namespaced_network_policy, name, namespace, operations,
                                      what=f"patch network policy {namespace}/{name}"))
+
+
+def _ssl_context(cfg: client.Configuration) -> ssl.SSLContext:
+    """TLS as the client's own calls use it: the kubeconfig's CA, client certificate and verification."""
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+    if not cfg.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cfg.assert_hostname is False:
+        context.check_hostname = False
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+    return context
 
 
 def redact_secret(secret: Obj) -> Obj:

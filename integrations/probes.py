@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -120,19 +121,28 @@ def parse_metrics(text: str, url: str = "", system: str = "Prometheus") -> list[
             from None
 
 
-async def websocket_connect_ms(url: str, timeout: float, system: str = "WebSocket") -> float:
-    """Open a WebSocket (the full opening handshake), close it, and return the time to open in ms."""
+async def websocket_connect_ms(url: str, timeout: float, system: str = "WebSocket", *, label: str | None = None,
+                               headers: dict[str, str] | None = None, ssl: Any = None,
+                               subprotocols: list[str] | None = None) -> float:
+    """Open a WebSocket (the full opening handshake), close it, and return the time to open in ms.
+
+    `headers`, `ssl` and `subprotocols` are for a handshake through the Kubernetes API server's pods
+    proxy (its credentials and CA); `label` names the target in errors instead of the URL.
+    """
     from websockets.asyncio.client import connect
     from websockets.exceptions import WebSocketException
 
+    where = label or url
+    extra: dict[str, Any] = {"ssl": ssl} if ssl is not None else {}
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
-            ws = await connect(url, open_timeout=None, proxy=None, user_agent_header=USER_AGENT, compression=None)
+            ws = await connect(url, open_timeout=None, proxy=None, user_agent_header=USER_AGENT, compression=None,
+                               additional_headers=headers, subprotocols=subprotocols, **extra)  # type: ignore[arg-type]
     except TimeoutError:
-        raise Unavailable(system, f"{url}: no handshake within {timeout:g}s.") from None
+        raise Unavailable(system, f"{where}: no handshake within {timeout:g}s.") from None
     except (WebSocketException, OSError, ValueError) as exc:
-        raise Unavailable(system, f"{url}: {_reason(exc)}.") from None
+        raise Unavailable(system, f"{where}: {_reason(exc)}.") from None
     took = _elapsed_ms(started)
     with contextlib.suppress(TimeoutError, WebSocketException, OSError):  # closing is not what we measure
         async with asyncio.timeout(2):

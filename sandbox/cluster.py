@@ -11,6 +11,7 @@ import random
 from .controllers import Controllers
 from .events import Recorder
 from .metrics import Metrics
+from .pod_http import PodEndpoints
 from .resources import Registry, ResourceType
 from .store import Store
 
@@ -23,6 +24,7 @@ class Cluster:
         self.recorder = Recorder(self.store)
         self.metrics = Metrics(self.store)
         self.controllers = Controllers(self.store, self.recorder, self.metrics)
+        self.pod_http = PodEndpoints(self.store, self.metrics)  # what pods answer behind pods/proxy
 
     def rt(self, kind: str, group: str = "") -> ResourceType:
         return self.registry.kind(kind, group)

@@ -107,6 +107,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("Pod", "pods", True, short_names=("po",), categories=("all",), subresources=(
         Subresource("eviction", "Eviction", ("create",), "policy", "v1"),
         Subresource("log", "Pod", ("get",)),
+        Subresource("proxy", "PodProxyOptions", ("create", "delete", "get", "patch", "update")),
         _status("Pod"),
     )),
     ResourceType("Event", "events", True, short_names=("ev",)),

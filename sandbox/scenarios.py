@@ -84,11 +84,29 @@ def node_not_ready(cluster: Cluster, node_name: str = "ip-10-0-3-13.ec2.internal
     cluster.settle()
 
 
+def db_pool_exhausted(cluster: Cluster) -> None:
+    """One graphql-api pod's database pool is used up (20 of 20 active, requests queueing); the others are fine.
+
+    Scraping the service through its load balancer lands on any one pod, so this is the fault that only a
+    per-pod scrape (`/cf metrics graphql-api --per-pod`) is sure to show.
+    """
+    pod = _pods(cluster, "collaboration", "graphql-api")[-1]
+    cluster.pod_http.exhausted_pools.add(pod["metadata"]["name"])
+    cluster.recorder.record(
+        pod, "Warning", "Unhealthy",
+        f'Readiness probe failed: Get "http://{pod["status"].get("podIP", "")}:4000/ready": context deadline '
+        "exceeded (Client.Timeout exceeded while awaiting headers)",
+        "kubelet", host=pod["spec"].get("nodeName"), field_path="spec.containers{graphql-api}",
+        count=4, first_seen=timedelta(minutes=7))
+    cluster.settle()
+
+
 SCENARIOS: dict[str, Callable[[Cluster], None]] = {
     "none": lambda cluster: None,
     "crashloop": crashloop,
     "memory-pressure": memory_pressure,
     "node-not-ready": node_not_ready,
+    "db-pool-exhausted": db_pool_exhausted,
 }
 
 

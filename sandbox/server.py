@@ -25,6 +25,7 @@ from . import conversions, errors, openapi, printing, protobuf
 from .api import Api, ResourceRequest
 from .cluster import Cluster
 from .logs import follow_text
+from .proxy import PodProxy, is_pod_proxy
 from .selectors import field_selector_predicate, label_selector_predicate
 from .store import Watcher
 from .subresources import Subresources
@@ -70,6 +71,7 @@ class Server:
         self.registry = cluster.registry
         self.api = Api(cluster)
         self.subresources = Subresources(self.api)
+        self.pod_proxy = PodProxy(cluster)
         self.api_calls = 0
         self.url = ""
         self.faults: list[Fault] = []
@@ -147,6 +149,8 @@ class Server:
             return web.Response(status=404, text="404 page not found\n")
         if not rest:
             return _json(self.registry.api_resource_list(group, version))
+        if is_pod_proxy(group, version, rest):
+            return await self.pod_proxy.handle(request, rest[1])
         req, watch = self._resource_request(request, group, version, rest)
         body = await self._body(request)
         req.body = body if request.method == "PATCH" else conversions.inbound(req.view, body)

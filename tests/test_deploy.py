@@ -33,8 +33,8 @@ MODELS = {
 API_GROUPS = {"core": "", "apps": "apps", "networking": "networking.k8s.io", "autoscaling": "autoscaling",
               "policy": "policy", "batch": "batch"}
 VERBS = {"list": "list", "read": "get", "patch": "patch", "create": "create", "delete": "delete",
-         "replace": "update"}
-SUBRESOURCES = ("scale", "log", "eviction", "status")
+         "replace": "update", "get": "get"}
+SUBRESOURCES = ("scale", "log", "eviction", "status", "proxy")
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,9 @@ def _plural(snake: str) -> str:
 
 
 def _rule_of(api: str, method: str) -> tuple[str, str, str]:
-    """`patch_namespaced_deployment_scale` on the apps API -> ("apps", "deployments/scale", "patch")."""
-    verb, _, rest = method.partition("_")
+    """`patch_namespaced_deployment_scale` on the apps API -> ("apps", "deployments/scale", "patch");
+    `connect_get_namespaced_pod_proxy_with_path` -> ("", "pods/proxy", "get") (a connect verb is its HTTP method)."""
+    verb, _, rest = method.removeprefix("connect_").removesuffix("_with_path").partition("_")
     rest = rest.replace("namespaced_", "").replace("_for_all_namespaces", "")
     sub = next((s for s in SUBRESOURCES if rest.endswith("_" + s)), None)
     kind = rest[: -len(sub) - 1] if sub else rest

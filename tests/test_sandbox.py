@@ -557,7 +557,7 @@ def test_node_not_ready_scenario(make_cluster: Callable[..., Served]) -> None:
 
 
 def test_scenario_names_and_determinism() -> None:
-    with pytest.raises(ValueError, match="crashloop, memory-pressure, node-not-ready, none"):
+    with pytest.raises(ValueError, match="crashloop, db-pool-exhausted, memory-pressure, node-not-ready, none"):
         Sandbox(scenario="meteor-strike")
     Sandbox(scenario="none")
 
