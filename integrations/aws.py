@@ -14,13 +14,6 @@ service and operation literally (`self._call("rds", "reboot_db_instance", ...)`)
 test in tests/ reads them from this file, so deploy/iam-policy.json cannot drift from the code.
 Failures become `integrations.errors` types with one line (see awserrors).
 
-botocore's connect/read timeouts, its standard retry mode (a few attempts, throttling-aware) and an
-overall `asyncio.wait_for`. Credentials and endpoints come from boto3's own chain: IRSA in the
-cluster, `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_<SERVICE>`) when set, exactly as boto3 honours
-them. Every call names its service and operation literally (`self._call("rds", "reboot_db_instance",
-...)`): the IAM policy test in tests/ reads them from this file, so deploy/iam-policy.json cannot
-drift from the code. Failures become `integrations.errors` types with one line (see awserrors).
-
 botocore's DEBUG logs carry request and response bodies, which would include secret values during a
 rotation; those loggers are held at INFO here so that no log configuration can turn them on.
 """
