@@ -14,6 +14,7 @@ from typing import Any
 from commands.args import choice, opt, pos, positive_int
 from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
 from commands.checks import Check, status_check
+from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Code, Fields, Level, Note, Outcome, Reply, Table
 from integrations.redis import Redis, ScanResult
 
@@ -127,16 +128,22 @@ def _hit_rate(stats: dict[str, Any]) -> tuple[str, int, int]:
     needs=["redis"],
 )
 async def redis_hitrate(ctx: Context) -> Reply:
+    """INFO stats is the answer; INFO server (the uptime the counts cover) is an auxiliary part of it."""
     client = _redis(ctx)
-    stats, server = await client.info("stats"), await client.info("server")
+    stats = await client.info("stats")
+    server = await optional("Uptime (INFO server)", client.info("server"))
     rate, hits, misses = _hit_rate(stats)
     fields = Fields([("Hits", str(hits)), ("Misses", str(misses)),
                      ("Evicted keys", str(stats.get("evicted_keys", 0))),
                      ("Expired keys", str(stats.get("expired_keys", 0)))])
-    uptime = int(server.get("uptime_in_seconds", 0))
-    note = Note(f"Counted since the server started ({uptime // 3600} h {uptime % 3600 // 60} min ago) "
-                "or the last CONFIG RESETSTAT.")
-    return Reply(title=f"Redis hit rate: {rate}", parts=[fields, note])
+    if isinstance(server, Failed):
+        since = "since the server started"
+    else:
+        uptime = int(server.get("uptime_in_seconds", 0))
+        since = f"since the server started ({uptime // 3600} h {uptime % 3600 // 60} min ago)"
+    note = Note(f"Counted {since} or the last CONFIG RESETSTAT.")
+    return Reply(title=f"Redis hit rate: {rate}", parts=[fields, note, *failed_parts(server)],
+                 level=degraded("info", server))
 
 
 def _walk_note(walk: ScanResult, budget: float) -> Note:
@@ -234,8 +241,13 @@ async def redis_expire_scan(ctx: Context) -> Change:
 
 @status_check("Cache", order=51, needs=["redis"], timeout=15.0)
 async def cache_status(ctx: Context) -> list[Check]:
-    """PING latency and memory against the threshold: what the runbook's Redis alert watches."""
+    """PING latency and memory against the threshold: what the runbook's Redis alert watches.
+
+    PING is the line's primary call; INFO memory is an auxiliary part of it."""
     client = _redis(ctx)
     latency = await client.ping()
-    usage, level = _usage(await client.info("memory"), ctx.settings.targets.redis.memory_threshold_percent)
+    memory = await optional("memory", client.info("memory"))
+    if isinstance(memory, Failed):
+        return [Check("Cache", "warn", f"Redis answers; {memory.label}: {memory.detail}", latency)]
+    usage, level = _usage(memory, ctx.settings.targets.redis.memory_threshold_percent)
     return [Check("Cache", "warn" if level == "warn" else "ok", f"Redis answers; {usage}", latency)]

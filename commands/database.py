@@ -16,7 +16,9 @@ from commands._pg import age, milliseconds, one_line, pg, queries, target
 from commands.args import choice, duration, opt, positive_int
 from commands.base import CommandError, Context, command
 from commands.checks import Check, status_check
+from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Fields, Note, Reply, Table
+from integrations.pg_queries import HEAVY_SEQ_SCANS, INDEX_CANDIDATES
 from integrations.postgres import StatementsUnavailable
 
 AREA = "Database"
@@ -51,24 +53,29 @@ async def db_check(ctx: Context) -> Reply:
     needs=["postgres"],
 )
 async def db_connections(ctx: Context) -> Reply:
+    """The sessions are the answer; the server's max_connections is an auxiliary part of it."""
     client = pg(ctx)
-    rows, limit = await client.connections(), await client.max_connections()
+    rows = await client.connections()
+    limit = await optional("max_connections", client.max_connections())
     threshold = target(ctx).max_connections_threshold
     total = sum(r["n"] for r in rows)
     here = [r for r in rows if r["here"]]
     over = total > threshold
-    title = f"{total} client connections (threshold {threshold}, max_connections {limit})"
+    known = "" if isinstance(limit, Failed) else f", max_connections {limit}"
+    title = f"{total} client connections (threshold {threshold}{known})"
     parts: list[Any] = [
         Fields([("Server total", str(total)), ("This database", str(sum(r["n"] for r in here))),
-                ("Threshold", f"{threshold} (runbook: High Connection Count)"), ("max_connections", str(limit))]),
+                ("Threshold", f"{threshold} (runbook: High Connection Count)"),
+                ("max_connections", limit.detail if isinstance(limit, Failed) else str(limit))]),
         _count_table("DATABASE", rows, "database"),
         _count_table("STATE", here, "state"),
         _count_table("APPLICATION", here, "application"),
         _count_table("CLIENT", here, "client"),
         Note("State, application and client are for the monitored database; this bot's own session is not counted."
              + (" Over the threshold: `/cf db long-running` shows what is running." if over else "")),
+        *failed_parts(limit),
     ]
-    return Reply(title=title, parts=parts, level="warn" if over else "ok")
+    return Reply(title=title, parts=parts, level=degraded("warn" if over else "ok", limit))
 
 
 def _count_table(label: str, rows: Iterable[dict[str, Any]], key: str) -> Table:
@@ -150,7 +157,11 @@ async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
     needs=["postgres"],
 )
 async def db_index_candidates(ctx: Context, limit: int = 20) -> Reply:
-    columns, tables = await pg(ctx).index_candidates(min(limit, 50))
+    """The runbook's pg_stats query is the answer; the heavy sequential scans are an auxiliary part of it."""
+    client, n = pg(ctx), min(limit, 50)
+    columns = await client.rows(INDEX_CANDIDATES, (n,))
+    scans = await optional("Tables with heavy sequential scans", client.rows(HEAVY_SEQ_SCANS, (n,)))
+    tables = [] if isinstance(scans, Failed) else scans
     col_table = Table(
         ["TABLE", "COLUMN", "DISTINCT (EST.)", "CORRELATION", "ROWS (EST.)"],
         [[f"{r['schema']}.{r['table']}", r["column"], f"{r['est_distinct']:.0f}", f"{r['correlation']:.2f}",
@@ -164,19 +175,27 @@ async def db_index_candidates(ctx: Context, limit: int = 20) -> Reply:
           str(r["rows_per_scan"])] for r in tables],
         empty="No tables read mostly by sequential scans of 1,000 rows or more.",
     )
-    parts: list[Any] = [col_table, scan_table,
+    scan_part: list[Any] = failed_parts(scans) or [scan_table]
+    parts: list[Any] = [col_table, *scan_part,
                         Note("Columns: many distinct values, little correlation with the physical order, and no "
                              "index leading with them. `/cf db create-index TABLE COLUMN` builds one concurrently.")]
-    title = f"Index candidates: {len(columns)} columns, {len(tables)} tables with heavy sequential scans"
-    return Reply(title=title, parts=parts, level="warn" if columns or tables else "ok")
+    scanned = "" if isinstance(scans, Failed) else f", {len(tables)} tables with heavy sequential scans"
+    title = f"Index candidates: {len(columns)} columns{scanned}"
+    return Reply(title=title, parts=parts, level=degraded("warn" if columns or tables else "ok", scans))
 
 
 @status_check("Database", order=50, needs=["postgres"], timeout=15.0)
 async def database_status(ctx: Context) -> list[Check]:
-    """SELECT 1 and the connection count against its threshold: the two things an alert would say."""
+    """SELECT 1 and the connection count against its threshold: the two things an alert would say.
+
+    SELECT 1 is the line's primary call; the connection count is an auxiliary part of it."""
     client = pg(ctx)
     info = await client.check()
-    total = sum(r["n"] for r in await client.connections())
+    rows = await optional("connections", client.connections())
     threshold = target(ctx).max_connections_threshold
-    detail = f"PostgreSQL `{info['db']}` answers; {total} connection{'' if total == 1 else 's'} (threshold {threshold})"
+    detail = f"PostgreSQL `{info['db']}` answers; "
+    if isinstance(rows, Failed):
+        return [Check("Database", "warn", detail + f"{rows.label}: {rows.detail}", info["latency_ms"])]
+    total = sum(r["n"] for r in rows)
+    detail += f"{total} connection{'' if total == 1 else 's'} (threshold {threshold})"
     return [Check("Database", "warn" if total > threshold else "ok", detail, info["latency_ms"])]

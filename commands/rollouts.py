@@ -17,6 +17,7 @@ from commands._kube import find_deployment, plural
 from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.kubefmt import age, deployment_ready, replicas_text
+from commands.parts import Failed, optional
 from commands.reply import Change, Note, Outcome, Reply, Table
 from integrations.errors import IntegrationError
 
@@ -254,12 +255,15 @@ async def scale_all(ctx: Context, replicas: int) -> Change:
     if replicas > limit:
         raise CommandError(f"REPLICAS must be between 1 and {limit} (limits.max_replicas); {replicas} is not.")
     deps = await _all_deployments(ctx)
-    hpas = await ctx.kube.list_objects("HorizontalPodAutoscaler", ctx.namespace)
-    managed = {h["spec"]["scaleTargetRef"]["name"]: h for h in hpas if h["spec"]["scaleTargetRef"].get("kind") ==
-               "Deployment"}
+    hpas = await optional("Autoscalers", ctx.kube.list_objects("HorizontalPodAutoscaler", ctx.namespace))
+    managed = {} if isinstance(hpas, Failed) else {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in hpas if h["spec"]["scaleTargetRef"].get("kind") == "Deployment"}
     warnings = [f"{name} is managed by HPA {h['metadata']['name']} (min {h['spec'].get('minReplicas', 1)}, "
                 f"max {h['spec']['maxReplicas']}); it will move it back within its range."
                 for name, h in sorted(managed.items())]
+    if isinstance(hpas, Failed):  # the HPA list is auxiliary: the request goes on, saying what it could not check
+        warnings.append(f"{hpas.label}: {hpas.detail} — a deployment an HPA manages would be moved back "
+                        "within its range.")
     current = ", ".join(f"{d['metadata']['name']} {d['spec'].get('replicas', 0)}" for d in deps)
 
     async def apply() -> Outcome:
