@@ -2,8 +2,12 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY app ./app
+COPY base ./base
 COPY bot ./bot
 COPY commands ./commands
+COPY demo ./demo
+COPY incidents ./incidents
 COPY integrations ./integrations
 COPY sandbox ./sandbox
 RUN python -m venv /opt/cf \

@@ -11,10 +11,10 @@ from typing import Any
 
 from bench.procs import start_sandbox
 from bot.config import parse_settings
-from bot.console import ConsoleMessenger
 from bot.messenger import Origin
-from bot.runtime import build_runtime
 from commands.catalog import REGISTRY
+from demo.console import ConsoleMessenger
+from incidents.assemble import build_runtime
 from integrations.kube import Kube
 
 SIZES = (50, 1000)

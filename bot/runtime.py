@@ -18,17 +18,14 @@ from typing import Any
 
 from bot import slots
 from bot.approvals import Approvals
-from bot.artefacts import Artefacts
 from bot.audit import AuditTrail
 from bot.config import Settings
-from bot.dispatch import Dispatcher, IncidentLookup
-from bot.messenger import Messenger
+from bot.dispatch import Dispatcher
+from bot.messenger import Messenger, Origin
 from bot.metrics import Metrics
-from bot.ops import Operations, build_operations, effective_settings, schedule_jobs
-from bot.policy import GroupResolver, Policy
+from bot.policy import Policy
 from bot.scheduler import Scheduler
 from bot.store import Store, StoreUnavailable
-from commands.catalog import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +56,10 @@ class Runtime:
     action_slots: int = 16
     _slots: asyncio.Semaphore = field(init=False, repr=False)
     _action_slots: asyncio.Semaphore = field(init=False, repr=False)
-    ops: Operations | None = None  # incidents, alerts, the Home tab (bot.ops)
+    # What a domain on top of the platform adds (incidents: its services, set by app.assemble), and the
+    # handler of `/cf` text (a domain may answer some itself, e.g. the declare modal; else the dispatcher).
+    ops: object | None = None
+    on_command: Callable[[Origin, str], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.work_slots)
@@ -83,6 +83,10 @@ class Runtime:
         finally:
             if task is not None:
                 self.inflight.discard(task)
+
+    async def handle_command(self, origin: Origin, text: str) -> None:
+        """The `/cf` listener's work, after its ack."""
+        await (self.on_command or self.dispatcher.handle)(origin, text)
 
     async def _first_delivery(self, key: str) -> bool:
         try:
@@ -121,56 +125,3 @@ class Runtime:
             await closer()
         await self.store.close()
 
-
-async def build_runtime(
-    settings: Settings,
-    *,
-    database_url: str,
-    messenger: Messenger,
-    services: dict[str, Any],
-    resolve_group: GroupResolver | None = None,
-    incident_lookup: IncidentLookup | None = None,
-    clock: Callable[[], float] = time.time,
-) -> Runtime:
-    settings = effective_settings(settings)
-    store = await Store.open(database_url)
-    metrics = Metrics()
-    audit = AuditTrail(store, messenger, clock)
-    services = {**services, "audit": audit, "artefacts": Artefacts(store, clock)}
-    policy = Policy(settings, resolve_group)
-    ops = build_operations(settings=settings, store=store, messenger=messenger, audit=audit, policy=policy,
-                           registry=REGISTRY, services=services, clock=clock)
-    services["incidents"] = ops.incidents
-    dispatcher = Dispatcher(
-        settings=settings,
-        registry=REGISTRY,
-        policy=policy,
-        messenger=messenger,
-        audit=audit,
-        services=services,
-        incident_lookup=incident_lookup or ops.incidents.lookup,
-        clock=clock,
-        on_command=metrics.command,
-    )
-    runtime_id = new_instance_id()
-    scheduler = Scheduler(store, runtime_id, clock)
-    scheduler.on_run = metrics.job
-    approvals = dispatcher.approvals
-    sweep = settings.approvals.sweep_seconds
-    scheduler.every("approvals.expire", sweep, approvals.expire_due)
-    scheduler.every("approvals.interrupted", sweep, approvals.recover_interrupted)
-    schedule_jobs(ops, scheduler=scheduler, dispatcher=dispatcher, settings=settings, services=services, clock=clock)
-    return Runtime(
-        settings=settings,
-        store=store,
-        messenger=messenger,
-        audit=audit,
-        policy=policy,
-        dispatcher=dispatcher,
-        approvals=approvals,
-        scheduler=scheduler,
-        services=services,
-        instance_id=runtime_id,
-        metrics=metrics,
-        ops=ops,
-    )

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import incident_slack, logs
+from bot import logs
 from bot.blocks import APPROVE, DENY
 from bot.listening import click_origin, guarded, parse_delivery, request_key
 from bot.messenger import Origin
@@ -64,7 +64,14 @@ def group_resolver(client: AsyncWebClient) -> Any:
     return resolve
 
 
-def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str) -> SlackBolt:
+ListenerHook = Callable[[AsyncApp, Runtime, Callable[[dict[str, Any]], str | None]], None]
+RoutesHook = Callable[[web.Application, Runtime], None]
+
+
+def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str,
+                   extra_listeners: Sequence[ListenerHook] = ()) -> SlackBolt:
+    """The platform's listeners (`/cf`, Approve, Deny) plus those a domain adds (incidents: the modal,
+    command-line buttons, the Home tab), each registered by its own hook."""
     if not signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET is required")
     logs.register_secrets(signing_secret, client.token)
@@ -84,8 +91,7 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
             response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        await runtime.track(incident_slack.handle_command(runtime, origin, body.get("text", "")),
-                            key=request_key(body))
+        await runtime.track(runtime.handle_command(origin, body.get("text", "")), key=request_key(body))
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -101,7 +107,8 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
         work = guarded(runtime.messenger, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
         await runtime.track(work, key=request_key(body), long=True)
 
-    incident_slack.register(app, runtime, request_key)  # modal, command-line buttons, Home tab
+    for hook in extra_listeners:
+        hook(app, runtime, request_key)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -118,7 +125,7 @@ def _action_value(body: dict[str, Any]) -> str:
 
 
 
-def build_web_app(bolt: SlackBolt, runtime: Runtime) -> web.Application:
+def build_web_app(bolt: SlackBolt, runtime: Runtime, extra_routes: Sequence[RoutesHook] = ()) -> web.Application:
     """One aiohttp application: Slack's endpoint plus health checks."""
 
     seen = ReplayGuard()
@@ -190,7 +197,8 @@ def build_web_app(bolt: SlackBolt, runtime: Runtime) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_get("/metrics", metrics)
-    incident_slack.add_routes(web_app, runtime)  # POST /alerts/alertmanager
+    for add_routes in extra_routes:  # incidents: POST /alerts/alertmanager
+        add_routes(web_app, runtime)
     web_app[RUNTIME_KEY] = runtime
     return web_app
 

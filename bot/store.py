@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
-from bot.schema_incidents import INCIDENT_TABLES
-
 Row = dict[str, Any]
 T = TypeVar("T")
 
@@ -90,8 +88,8 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
-    # Incidents, alerts, status-page incidents and shared job state: bot/schema_incidents.py.
-    Migration("0002_incidents_alerts", INCIDENT_TABLES),
+    # 0002 (incidents, alerts, status-page incidents, job state) belongs to the incidents domain:
+    # incidents/schema.py, applied by whoever assembles the bot with incidents (app.assemble).
     # `/cf audit --id` and `--since` (the audit trail grows by every command anyone runs).
     Migration(
         "0003_audit_filters",

@@ -220,16 +220,18 @@ class Kube:
             raise error from None
         except NoWorker:  # every thread was held by earlier calls (waiting on a hung API server, say)
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, "NoWorker")
-            raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.") from None
+            raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.", code="Timeout") from None
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of urllib3's TimeoutError
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Unreachable")
-            raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).") from None
+            raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).",
+                              code="Unreachable") from None
         except (TimeoutError, urllib3.exceptions.TimeoutError):
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Timeout")
-            raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.") from None
+            raise Unavailable(SYSTEM, f"{what}: no answer within {self.timeout:g}s.", code="Timeout") from None
         except urllib3.exceptions.HTTPError as exc:
             telemetry.record(SYSTEM, operation, time.perf_counter() - started, "Unreachable")
-            raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).") from None
+            raise Unavailable(SYSTEM, f"{what}: the API server is unreachable ({_reason(exc)}).",
+                              code="Unreachable") from None
         telemetry.record(SYSTEM, operation, time.perf_counter() - started)
         return result
 

@@ -19,8 +19,9 @@ from aiohttp import web
 
 from bot.config import parse_settings
 from bot.messenger import SlackMessenger, web_client
-from bot.runtime import Runtime, build_runtime
-from bot.slack_app import build_bolt_app, build_web_app, group_resolver
+from bot.runtime import Runtime
+from bot.slack_app import group_resolver
+from incidents.assemble import build_runtime, build_web_application
 from tests.slack_sim import Delivery, SlackDriver, SlackSim
 
 SIGNING_SECRET = "test-signing-secret"
@@ -145,8 +146,7 @@ async def start_bot(
         services=dict(services or {}),
         resolve_group=group_resolver(client),
     )
-    bolt = build_bolt_app(runtime, client, SIGNING_SECRET)
-    runner = web.AppRunner(build_web_app(bolt, runtime), access_log=None)
+    runner = web.AppRunner(build_web_application(runtime, client, SIGNING_SECRET), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

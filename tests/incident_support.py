@@ -14,8 +14,8 @@ from aiohttp import web
 
 from bot.config import parse_settings
 from bot.messenger import SlackMessenger, web_client
-from bot.runtime import build_runtime
-from bot.slack_app import build_bolt_app, build_web_app, group_resolver
+from bot.slack_app import group_resolver
+from incidents.assemble import build_runtime, build_web_application
 from tests.harness import BASE_CONFIG, BOT_TOKEN, SIGNING_SECRET, BotHarness, merge
 from tests.slack_sim import SlackDriver, SlackSim
 
@@ -42,7 +42,7 @@ async def start(sim: SlackSim, database_url: str, *, config: dict[str, Any] | No
     client = web_client(BOT_TOKEN, sim.api_url)
     runtime = await build_runtime(settings, database_url=database_url, messenger=SlackMessenger(client),
                                   services=dict(services or {}), resolve_group=group_resolver(client), clock=clock)
-    runner = web.AppRunner(build_web_app(build_bolt_app(runtime, client, SIGNING_SECRET), runtime), access_log=None)
+    runner = web.AppRunner(build_web_application(runtime, client, SIGNING_SECRET), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -160,3 +160,11 @@ def test_config_refuses_unknown_alias_targets_and_responders() -> None:
         parse_settings({"incident_channel": CHANNEL, "incidents": {"responders": ["alice"]}})
     with pytest.raises(ConfigError, match="reminder_minutes"):
         parse_settings({"incident_channel": CHANNEL, "incidents": {"reminder_minutes": {"sev9": 5}}})
+
+
+def test_the_config_knows_exactly_the_built_in_rules() -> None:
+    """`alerts.aliases` is checked against `bot.config.ALERT_RULES`; the rules themselves live in incidents."""
+    from bot.config import ALERT_RULES
+    from incidents.alert_rules import RULES
+
+    assert {r.key for r in RULES} == ALERT_RULES

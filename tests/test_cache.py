@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-import bot.demo_targets as demo_targets
+import demo.targets as demo_targets
 from bot.config import parse_settings
-from bot.demo import DemoEnv
 from bot.services import redis as build_redis
 from commands.base import Context
 from commands.checks import STATUS_CHECKS, run_checks
+from demo.app import DemoEnv
 from integrations.errors import IntegrationError
 from integrations.redis import Redis
 from tests.harness import APPROVER, BASE_CONFIG, OPERATOR, BotHarness, start_bot

@@ -24,13 +24,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-import bot.demo_targets as demo_targets
+import demo.targets as demo_targets
 from bot.config import parse_settings
-from bot.demo import DemoEnv
 from bot.services import postgres as build_postgres
 from commands._pg import column_name, table_name
 from commands.base import Context
 from commands.checks import STATUS_CHECKS, run_checks
+from demo.app import DemoEnv
 from integrations.errors import IntegrationError, Unavailable
 from integrations.postgres import Postgres
 from tests.conftest import PG_ADMIN_URL

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,15 @@ def test_image_runs_as_non_root() -> None:
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile  # nothing written next to the code (read-only root)
+
+
+def test_image_copies_every_package_the_project_installs() -> None:
+    """A package added to pyproject but not to the Dockerfile would import-fail only in the image."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, flags=re.M))
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages and packages <= copied, sorted(packages - copied)
 
 
 async def test_readyz_needs_the_store_and_slack_auth(bot, sim) -> None:  # type: ignore[no-untyped-def]

@@ -118,12 +118,12 @@ def test_config_errors_name_the_key(data: dict[str, object], key: str) -> None:
 def test_cli_config_error_exits_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("incident_channel: C1\napprovals:\n  ttl_minutes: -5\n")
-    proc = subprocess.run([sys.executable, "-m", "bot", "check-config", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "app", "check-config", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
     assert "approvals.ttl_minutes" in proc.stderr and "Traceback" not in proc.stderr
     path.write_text("incident_channel: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-m", "bot", "check-config", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "app", "check-config", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
 

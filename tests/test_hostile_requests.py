@@ -1,4 +1,4 @@
-"""Hostile HTTP requests against the real web app (`build_web_app` on a local port): unsigned or
+"""Hostile HTTP requests against the real web app (`build_web_application` on a local port): unsigned or
 malformed Slack deliveries, absurdly deep JSON, broken headers. Each one gets a 4xx and at most one
 log line without a traceback, and no configured secret value reaches any log line, aiohttp's own
 lines (a rejected header, the access log) included.
@@ -24,7 +24,7 @@ from aiohttp import web
 from bot import logs
 from bot.config import Secrets, parse_settings
 from bot.messenger import web_client
-from bot.slack_app import build_bolt_app, build_web_app
+from incidents.assemble import build_web_application
 from tests.harness import BOT_TOKEN, CHANNEL, OPERATOR, SIGNING_SECRET, BotHarness
 from tests.incident_support import ALERT_TOKEN, alerts_url, am_alert, am_payload, start
 from tests.slack_sim import block_actions_body, sign, slash_body
@@ -224,7 +224,7 @@ async def test_access_log_lines_are_masked(sim, tmp_path, monkeypatch, log_buffe
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     client = web_client(BOT_TOKEN, sim.api_url)
-    web_app = build_web_app(build_bolt_app(harness.runtime, client, SIGNING_SECRET), harness.runtime)
+    web_app = build_web_application(harness.runtime, client, SIGNING_SECRET)
     runner = web.AppRunner(web_app, access_log_format='%r %s "%{Authorization}i"')
     try:
         await runner.setup()

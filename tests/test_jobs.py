@@ -155,7 +155,7 @@ async def test_rpo_check_warns_once_and_recovers(sim, tmp_path, clock) -> None: 
 
 
 async def test_rpo_check_without_aws_is_skipped_with_a_log_line(bot, caplog) -> None:  # type: ignore[no-untyped-def]
-    with caplog.at_level(logging.INFO, logger="bot.jobs"):
+    with caplog.at_level(logging.INFO, logger="incidents.jobs"):
         assert await tick(bot, "rpo.check")
     assert any("RPO check skipped" in r.message for r in caplog.records)
     assert posts(bot) == []

@@ -61,21 +61,21 @@ async def kube_part(env: DemoEnv) -> DemoPart:
 
 async def postgres_part(env: DemoEnv) -> DemoPart:
     """The monitored database: $CF_TARGET_DATABASE_URL, else this machine's PostgreSQL if it answers."""
-    from bot.demo_targets import postgres_part as setup
+    from demo.targets import postgres_part as setup
 
     return await setup(env)
 
 
 async def redis_part(env: DemoEnv) -> DemoPart:
     """The monitored cache: $CF_TARGET_REDIS_URL, else this machine's Redis if it answers."""
-    from bot.demo_targets import redis_part as setup
+    from demo.targets import redis_part as setup
 
     return await setup(env)
 
 
 async def aws_part(env: DemoEnv) -> DemoPart:
     """AWS: a moto server seeded with the runbook's resources, reached through AWS_ENDPOINT_URL."""
-    from bot.demo_aws import aws_part as setup
+    from demo.aws import aws_part as setup
 
     return await setup(env)
 
@@ -92,7 +92,7 @@ async def probes_part(env: DemoEnv) -> DemoPart:
 
 async def vendors_part(env: DemoEnv) -> DemoPart:
     """Statuspage and PagerDuty stand-ins on a local port, and clients pointed at them."""
-    from bot.demo_vendors import vendors_part as setup
+    from demo.vendors import vendors_part as setup
 
     return await setup(env)
 
@@ -108,8 +108,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_demo(user: str, scenario: str | None = None) -> None:
-    from bot.console import ConsoleMessenger, ConsoleSession
-    from bot.runtime import build_runtime
+    from demo.console import ConsoleMessenger, ConsoleSession
+    from incidents.assemble import build_runtime
 
     workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
     async with contextlib.AsyncExitStack() as stack:

@@ -109,9 +109,9 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
     from aiohttp import web
 
     from bot.messenger import SlackMessenger, web_client
-    from bot.runtime import build_runtime
     from bot.services import build_services
-    from bot.slack_app import build_bolt_app, build_web_app, group_resolver
+    from bot.slack_app import group_resolver
+    from incidents.assemble import build_runtime, build_slack_app, build_web_application
     from integrations.errors import IntegrationError
 
     assert secrets.slack_bot_token is not None
@@ -128,8 +128,8 @@ async def _serve(settings: Settings, secrets: Secrets, args: argparse.Namespace)
     except Exception as exc:
         raise StartupError(f"cannot open the store ({_safe_url(secrets.database_url)}): {exc}") from None
     signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else "socket-mode"
-    bolt = build_bolt_app(runtime, client, signing)
-    web_app = build_web_app(bolt, runtime)
+    bolt = build_slack_app(runtime, client, signing)
+    web_app = build_web_application(runtime, client, signing, bolt)
     await runtime.start()
     _freeze_startup_heap()
     stop = asyncio.Event()
@@ -183,7 +183,7 @@ def _safe_url(url: str) -> str:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bot import logs
-    from bot.demo import DEMO_USERS, run_demo
+    from demo.app import DEMO_USERS, run_demo
 
     logs.setup(json_logs=False, level=logging.ERROR)
     if args.user not in DEMO_USERS and args.user not in DEMO_USERS.values():

@@ -1,9 +1,11 @@
 """Tables for incidents, alerts, status-page incidents and the scheduled jobs' shared state.
 
-Data only (no imports), so `bot.store` can list it as the `0002_incidents_alerts` migration without
-an import cycle; `bot.incident_store` holds the queries. `{serial}` is not used here: every table
-has a natural key.
+The platform's store does not know them: `MIGRATIONS` here is handed to `Store.open` by whoever
+assembles the bot with incidents (`app.assemble`). `incidents.store` holds the queries. `{serial}` is
+not used here: every table has a natural key.
 """
+
+from bot.store import Migration
 
 INCIDENT_TABLES: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS cf_incidents (
@@ -62,3 +64,6 @@ INCIDENT_TABLES: tuple[str, ...] = (
         updated_at DOUBLE PRECISION NOT NULL
     )""",
 )
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("0002_incidents_alerts", INCIDENT_TABLES),)

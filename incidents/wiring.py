@@ -13,19 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.alerts import AlertService
 from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.dispatch import Dispatcher
-from bot.home import HomeTab
-from bot.incident_store import IncidentStore
-from bot.incidents import IncidentService
-from bot.jobs import HealthJob, RpoJob
 from bot.messenger import Messenger
 from bot.policy import Policy
+from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.store import Store
 from commands.base import Registry, Role
+from incidents.alerts import AlertService
+from incidents.home import HomeTab
+from incidents.jobs import HealthJob, RpoJob
+from incidents.service import IncidentService
+from incidents.store import IncidentStore
 
 STATUSPAGE_COMMANDS = ("statuspage open", "statuspage update", "statuspage resolve")
 
@@ -36,6 +37,11 @@ class Operations:
     alerts: AlertService
     home: HomeTab
     jobs: dict[str, Any] = field(default_factory=dict)
+
+
+def operations(runtime: Runtime) -> Operations | None:
+    """The incidents domain's services on a runtime that was assembled with it (app.assemble)."""
+    return runtime.ops if isinstance(runtime.ops, Operations) else None
 
 
 def effective_settings(settings: Settings) -> Settings:

@@ -13,12 +13,12 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from bot.config import Settings
-from bot.incident_store import Incident, IncidentStore
-from bot.incident_views import person, when
-from bot.jobs import HEALTH, RPO
 from bot.messenger import Messenger
 from bot.render import clip, context, divider, escape, header, section
 from bot.store import PENDING, Action, Store
+from incidents.jobs import HEALTH, RPO
+from incidents.store import Incident, IncidentStore
+from incidents.views import person, when
 
 LIST_LIMIT = 15
 _CHECK_ICON = {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:", "fail": ":red_circle:",

@@ -1,4 +1,4 @@
-"""Demo part: local stand-ins for Atlassian Statuspage and PagerDuty (`bot.demo.SETUPS`).
+"""Demo part: local stand-ins for Atlassian Statuspage and PagerDuty (`demo.app.SETUPS`).
 
 `cfbot demo` has no internet and no accounts, yet `statuspage open` and `page primary` should do
 what they do in production. This part serves both APIs' few endpoints on a free local port — the
@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.demo import DemoEnv, DemoPart
+from demo.app import DemoEnv, DemoPart
 from integrations.pagerduty import PagerDuty
 from integrations.statuspage import Statuspage
 

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Settings
-from bot.incident_store import IncidentStore
-from bot.incident_views import duration
 from bot.messenger import DeliveryError, Messenger
 from commands.base import Context
 from commands.checks import Check, run_checks
+from incidents.store import IncidentStore
+from incidents.views import duration
 from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)

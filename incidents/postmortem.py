@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.incident_store import Incident
-from bot.incident_views import duration
-from bot.playbooks import PLAYBOOKS, SEVERITY_LABEL
 from bot.store import AuditEntry
+from incidents.playbooks import PLAYBOOKS, SEVERITY_LABEL
+from incidents.store import Incident
+from incidents.views import duration
 
 _DETAIL_KEYS = ("text", "summary", "title", "severity", "level", "status", "role", "user", "alertname", "error",
                 "reason")

@@ -14,9 +14,9 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from base.text import code, link, literal
-from bot.alert_rules import AlertRule, command_line, label_values
-from bot.incident_views import duration, when
 from bot.render import Button, Rendered, actions, clip, context, escape, fields_block, section
+from incidents.alert_rules import AlertRule, command_line, label_values
+from incidents.views import duration, when
 
 _SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 _SHOWN_LABELS = ("severity", "namespace", "service", "job", "pod", "node", "instance", "deployment", "container")

@@ -5,7 +5,7 @@
 Each firing alert occurrence (its fingerprint plus its start time: Alertmanager re-sends a firing
 alert every `repeat_interval` with the same pair) is claimed in the store before it is posted, so a
 repeat, a retry or a second replica never posts it twice. The message carries the runbook procedure
-for the alert's name as buttons (bot.alert_rules). A resolved notification redraws that message as
+for the alert's name as buttons (incidents.alert_rules). A resolved notification redraws that message as
 resolved. With `alerts.declare_incident_on_critical`, a critical alert declares an incident (one per
 Alertmanager group while it is open) and is posted in the incident's channel.
 
@@ -28,17 +28,18 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import alert_views, jsonbody, logs
-from bot.alert_rules import AlertRule, rule_for
+from bot import jsonbody, logs
 from bot.audit import AuditTrail
 from bot.config import Settings
-from bot.incident_store import AlertRecord, Incident, IncidentStore
-from bot.incident_views import command_buttons
-from bot.incidents import IncidentService
 from bot.messenger import DeliveryError, Messenger
 from bot.policy import Policy
 from bot.store import StoreUnavailable
 from commands.base import Registry
+from incidents import alert_views
+from incidents.alert_rules import AlertRule, rule_for
+from incidents.service import IncidentService
+from incidents.store import AlertRecord, Incident, IncidentStore
+from incidents.views import command_buttons
 
 log = logging.getLogger(__name__)
 

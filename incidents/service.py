@@ -21,18 +21,18 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from bot import incident_views as views
 from bot.audit import AuditTrail
 from bot.config import Settings
-from bot.incident_store import INCIDENT_STATUSES, RESOLVED, Incident, IncidentStore, StatuspageRecord
 from bot.messenger import DeliveryError, Messenger
-from bot.playbooks import KINDS, guess_kind, plain_quotes, slug
 from bot.policy import Policy
-from bot.postmortem import markdown, open_action_lines
 from bot.render import Button, clip
 from bot.store import APPROVED, PENDING, RUNNING, Store, StoreUnavailable
 from commands.base import CommandError, Registry
 from commands.parts import Failed
+from incidents import views
+from incidents.playbooks import KINDS, guess_kind, plain_quotes, slug
+from incidents.postmortem import markdown, open_action_lines
+from incidents.store import INCIDENT_STATUSES, RESOLVED, Incident, IncidentStore, StatuspageRecord
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,12 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.alerts import webhook_handler
-from bot.incident_views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
 from bot.listening import click_origin, guarded
 from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
+from incidents.alerts import webhook_handler
+from incidents.views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
+from incidents.wiring import operations
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,16 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
     @app.event("app_home_opened")
     async def on_home(body: dict[str, Any]) -> None:
         event = body.get("event") or {}
-        if event.get("tab", "home") != "home" or runtime.ops is None:
+        ops = operations(runtime)
+        if event.get("tab", "home") != "home" or ops is None:
             return
-        await runtime.track(runtime.ops.home.publish(str(event.get("user", ""))), key=request_key(body))
+        await runtime.track(ops.home.publish(str(event.get("user", ""))), key=request_key(body))
 
 
 async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> None:
-    assert runtime.ops is not None
-    incident, problems = await runtime.ops.incidents.declare_steps(
+    ops = operations(runtime)
+    assert ops is not None
+    incident, problems = await ops.incidents.declare_steps(
         title=values["title"], severity=values["severity"], kind=values["kind"], user=origin.user)
     lines = "".join(f"\n{f.line()}" for f in problems)  # the Slack steps that failed, one line each
     await runtime.messenger.respond(origin, f":rotating_light: {incident.id} declared: <#{incident.channel}>{lines}")
@@ -92,7 +95,8 @@ async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> 
 
 def add_routes(web_app: web.Application, runtime: Runtime) -> None:
     """`POST /alerts/alertmanager`, when the runtime has the alert service."""
-    if runtime.ops is None:
+    ops = operations(runtime)
+    if ops is None:
         return
-    handler = webhook_handler(runtime.ops.alerts, runtime.track, runtime.settings.alerts.token_env)
+    handler = webhook_handler(ops.alerts, runtime.track, runtime.settings.alerts.token_env)
     web_app.router.add_post("/alerts/alertmanager", handler)

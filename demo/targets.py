@@ -1,4 +1,4 @@
-"""Demo parts for the monitored PostgreSQL database and Redis cache (`bot.demo.SETUPS`).
+"""Demo parts for the monitored PostgreSQL database and Redis cache (`demo.app.SETUPS`).
 
 Each uses its `targets` environment variable when set (even if that server is down: the commands
 then show the one-line failure a real deployment would). Otherwise it tries this machine's default
@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from bot.config import PostgresTarget, RedisTarget
-from bot.demo import DemoEnv, DemoPart
+from demo.app import DemoEnv, DemoPart
 from integrations.errors import IntegrationError
 from integrations.postgres import Postgres
 from integrations.redis import Redis

@@ -1,0 +1,1 @@
+"""`cfbot demo`: the console that plays Slack and the parts of the simulated world it starts."""

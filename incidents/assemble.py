@@ -1,0 +1,108 @@
+"""The bot with incidents: the platform (`bot`) assembled with this domain, as `cfbot run`, the demo and
+the tests use it.
+
+The platform knows nothing of incidents. This module hands it what the domain adds: the incident
+tables (migrations), the services commands reach as "incidents", the channel -> incident lookup the
+dispatcher audits under, the scheduled jobs, the `/cf` handler that may open the declare modal, and
+the Slack listeners and HTTP routes (the modal, command-line buttons, the Home tab, the Alertmanager
+webhook).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.artefacts import Artefacts
+from bot.audit import AuditTrail
+from bot.config import Settings
+from bot.dispatch import Dispatcher, IncidentLookup
+from bot.messenger import Messenger, Origin
+from bot.metrics import Metrics
+from bot.policy import GroupResolver, Policy
+from bot.runtime import Runtime, new_instance_id
+from bot.scheduler import Scheduler
+from bot.slack_app import SlackBolt, build_bolt_app, build_web_app
+from bot.store import MIGRATIONS, Store
+from commands.catalog import REGISTRY
+from incidents import schema
+from incidents import slack as incident_slack
+from incidents.wiring import build_operations, effective_settings, schedule_jobs
+
+__all__ = ["build_runtime", "build_slack_app", "build_web_application"]
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    database_url: str,
+    messenger: Messenger,
+    services: dict[str, Any],
+    resolve_group: GroupResolver | None = None,
+    incident_lookup: IncidentLookup | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Runtime:
+    settings = effective_settings(settings)
+    store = await Store.open(database_url, [*MIGRATIONS, *schema.MIGRATIONS])
+    metrics = Metrics()
+    audit = AuditTrail(store, messenger, clock)
+    services = {**services, "audit": audit, "artefacts": Artefacts(store, clock)}
+    policy = Policy(settings, resolve_group)
+    ops = build_operations(settings=settings, store=store, messenger=messenger, audit=audit, policy=policy,
+                           registry=REGISTRY, services=services, clock=clock)
+    services["incidents"] = ops.incidents
+    dispatcher = Dispatcher(
+        settings=settings,
+        registry=REGISTRY,
+        policy=policy,
+        messenger=messenger,
+        audit=audit,
+        services=services,
+        incident_lookup=incident_lookup or ops.incidents.lookup,
+        clock=clock,
+        on_command=metrics.command,
+    )
+    runtime_id = new_instance_id()
+    scheduler = Scheduler(store, runtime_id, clock)
+    scheduler.on_run = metrics.job
+    approvals = dispatcher.approvals
+    sweep = settings.approvals.sweep_seconds
+    scheduler.every("approvals.expire", sweep, approvals.expire_due)
+    scheduler.every("approvals.interrupted", sweep, approvals.recover_interrupted)
+    schedule_jobs(ops, scheduler=scheduler, dispatcher=dispatcher, settings=settings, services=services, clock=clock)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        messenger=messenger,
+        audit=audit,
+        policy=policy,
+        dispatcher=dispatcher,
+        approvals=approvals,
+        scheduler=scheduler,
+        services=services,
+        instance_id=runtime_id,
+        metrics=metrics,
+        ops=ops,
+    )
+
+    async def on_command(origin: Origin, text: str) -> None:
+        await incident_slack.handle_command(runtime, origin, text)
+
+    runtime.on_command = on_command
+    return runtime
+
+
+def build_slack_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str) -> SlackBolt:
+    """The Bolt app with the platform's and the incidents' listeners (Socket Mode serves this)."""
+    return build_bolt_app(runtime, client, signing_secret, extra_listeners=[incident_slack.register])
+
+
+def build_web_application(runtime: Runtime, client: AsyncWebClient, signing_secret: str,
+                          bolt: SlackBolt | None = None) -> web.Application:
+    """Slack's endpoint (HTTP mode) with health checks, metrics and the Alertmanager webhook."""
+    bolt = bolt or build_slack_app(runtime, client, signing_secret)
+    return build_web_app(bolt, runtime, extra_routes=[incident_slack.add_routes])
