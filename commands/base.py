@@ -25,6 +25,22 @@ from typing import Any
 from commands.args import Arg, UsageError, parse_tokens
 from commands.reply import Change, Reply
 
+# The help areas, in the runbook's order, and the module (or package) of commands/ that holds each: `/cf help`'s
+# sections, the README's command tables and the area modules list the same names (a test holds them equal).
+# `commands.catalog` imports exactly these; everything else in commands/ is the framework or `support`.
+AREAS: dict[str, str] = {
+    "Triage": "triage",
+    "Logs & Metrics": "logs",
+    "Nodes": "nodes",
+    "Scaling": "scaling",
+    "Database": "database",
+    "Cache": "cache",
+    "AWS": "aws",
+    "Security": "security",
+    "Incidents": "incidents",
+    "Bot": "bot",
+}
+
 
 class Role(StrEnum):
     """Roles from config `rbac`. Ordered by what they may do; admin may do everything."""
@@ -223,6 +239,7 @@ _SERVICE_NAMES = {
 }
 
 __all__ = [
+    "AREAS",
     "REGISTRY",
     "Arg",
     "Change",

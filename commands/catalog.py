@@ -1,24 +1,17 @@
 """Imports every command module once, so the registry is complete (and duplicates fail here).
 
-Modules are discovered: any module in this package that is not a framework module is a command
-module. Adding a runbook area is adding a file.
+The area modules are named by `commands.base.AREAS` (one module or package per `/cf help` area, in
+help order); importing one registers its commands. Helpers live in `commands.support`, the framework
+beside this file; neither is imported here, and no list of exclusions is kept.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
-import commands
-from commands.base import REGISTRY
+from commands.base import AREAS, REGISTRY
 from commands.checks import STATUS_CHECKS
 
-FRAMEWORK = {"base", "args", "reply", "checks", "catalog", "kubefmt", "parts"}
-
-MODULES = tuple(
-    importlib.import_module(f"commands.{info.name}")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)
-    if info.name not in FRAMEWORK and not info.name.startswith("_")
-)
+MODULES = tuple(importlib.import_module(f"commands.{module}") for module in AREAS.values())
 
 __all__ = ["MODULES", "REGISTRY", "STATUS_CHECKS"]

@@ -14,7 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands._kube import (
+from commands.args import duration, k8s_name, opt, pos, switch
+from commands.base import CommandError, Context, Kind, Role, command
+from commands.parts import Failed, degraded, optional
+from commands.reply import Change, Note, Outcome, Part, Reply, Table
+from commands.support.kube import (
     cpu_text,
     find_node,
     is_daemonset_pod,
@@ -27,11 +31,7 @@ from commands._kube import (
     pod_requests,
     quantity,
 )
-from commands.args import duration, k8s_name, opt, pos, switch
-from commands.base import CommandError, Context, Kind, Role, command
-from commands.kubefmt import age
-from commands.parts import Failed, degraded, optional
-from commands.reply import Change, Note, Outcome, Part, Reply, Table
+from commands.support.kubefmt import age
 from integrations.errors import NotFound
 from integrations.kube import TooManyRequests
 

@@ -1,7 +1,7 @@
 """Incidents: declare (channel, topic, invites, pinned checklist, announcement), assign, update, resolve.
 
 `IncidentService` is the one place that knows what an incident is in Slack. The `incident` commands
-(commands/incidents.py) reach it as the "incidents" service, the declare modal and the Alertmanager
+(commands/incidents/incidents.py) reach it as the "incidents" service, the declare modal and the Alertmanager
 webhook call it directly, and the dispatcher asks it (`lookup`) which incident a channel belongs to,
 so that every command run in an incident channel is audited under that incident.
 

@@ -27,9 +27,9 @@ from psycopg import sql
 import demo.targets as demo_targets
 from bot.config import parse_settings
 from bot.services import postgres as build_postgres
-from commands._pg import column_name, table_name
 from commands.base import Context
 from commands.checks import STATUS_CHECKS, run_checks
+from commands.support.pg import column_name, table_name
 from demo.app import DemoEnv
 from integrations.errors import IntegrationError, Unavailable
 from integrations.postgres import Postgres

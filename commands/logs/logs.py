@@ -1,0 +1,178 @@
+"""Logs & Metrics: `logs` (the runbook's kubectl logs); `metrics` and `ws probe` are in commands/logs/metrics.py.
+
+`logs` reads every container of every pod of an app at once, with timestamps, and merges them into
+one timeline. The message shows the newest lines first (what an engineer looks at during an
+incident), as many as fit; the whole output, oldest first as kubectl prints it, is attached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from base.patterns import UserPattern
+from base.text import code
+from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
+from commands.base import CommandError, Context, command
+from commands.reply import Code, File, Level, Note, Part, Reply
+from commands.support.kube import app_names, one_line, plural
+from integrations.errors import IntegrationError, NotFound
+
+AREA = "Logs & Metrics"
+DEFAULT_TAIL = 200  # lines per container when neither --since nor --tail is given
+MAX_TAIL = 5000
+BYTES_PER_CONTAINER = 2 * 2**20
+MESSAGE_CHARS = 2800  # what one code block holds, with room for the fences
+LINE_CHARS = 300
+CONCURRENCY = 8
+MAX_PODS = 50  # kubectl refuses more than --max-log-requests; we read the first 50 and say so
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: str  # RFC 3339 with nanoseconds: sorts as text
+    source: str
+    text: str
+
+
+def _tail(raw: str) -> int:
+    value = positive_int(raw)
+    if value > MAX_TAIL:
+        raise ValueError(f"must be at most {MAX_TAIL:,}.")
+    return value
+
+
+@command(
+    "logs",
+    summary="Recent logs of every pod of an app (or one pod), newest first; the whole output attached.",
+    area=AREA,
+    args=[
+        pos("TARGET", k8s_name, "an app (label app=...) or a pod name"),
+        opt("--since", duration, "only lines newer than this (e.g. 10m, 1h)"),
+        opt("--grep", regex, "only lines matching this regular expression (e.g. ERROR)", metavar="PATTERN"),
+        switch("--previous", "the previous (crashed) container's logs", short="-p"),
+        opt("--tail", _tail, f"the last N lines per container (default {DEFAULT_TAIL} without --since)", metavar="N"),
+    ],
+    example="/cf logs graphql-api --since 10m --grep ERROR",
+    needs=["kube"],
+)
+async def logs(ctx: Context, target: str, since: int | None = None, grep: UserPattern | None = None,
+               previous: bool = False, tail: int | None = None) -> Reply:
+    pods = await _resolve(ctx, target)
+    tail = tail if tail is not None else (None if since else DEFAULT_TAIL)
+    fetched = await _fetch_all(ctx, pods[:MAX_PODS], since, previous, tail)
+    lines = sorted((line for found, _ in fetched for line in found), key=lambda ln: ln.at)
+    problems = [p for _, p in fetched if p]
+    if len(pods) > MAX_PODS:
+        problems.insert(0, f"{len(pods) - MAX_PODS} of {len(pods)} pods (logs are read from the first {MAX_PODS})")
+    cut = ""
+    if grep:
+        found = await grep.filter(lines, key=lambda ln: ln.text)
+        lines = found.items
+        if not found.complete:
+            cut = (f"The pattern was matched against the oldest {found.examined:,} of {found.total:,} lines "
+                   "within its time budget; narrow `--since` or `--tail` to search them all.")
+    reply = _reply(target, pods, lines, problems, since=since, grep=grep, previous=previous)
+    if cut:
+        reply.parts.append(Note(cut))
+    return reply
+
+
+async def _resolve(ctx: Context, target: str) -> list[Obj]:
+    """An app's pods (label app=TARGET), else the pod named TARGET; neither is a refusal naming apps."""
+    pods = await ctx.kube.list_pods(ctx.namespace, label_selector=f"app={target}")
+    if pods:
+        return sorted(pods, key=lambda p: p["metadata"]["name"])
+    try:
+        return [await ctx.kube.get_pod(ctx.namespace, target)]
+    except NotFound:
+        apps = app_names(await ctx.kube.list_pods(ctx.namespace))
+        known = ", ".join(f"`{a}`" for a in apps) or "none"
+        raise CommandError(f"No app or pod called `{target}` in namespace `{ctx.namespace}`. Apps: {known}.") from None
+
+
+async def _fetch_all(ctx: Context, pods: list[Obj], since: int | None, previous: bool,
+                     tail: int | None) -> list[tuple[list[LogLine], str]]:
+    gate = asyncio.Semaphore(CONCURRENCY)
+    many = len(pods) > 1
+
+    async def one(pod: Obj, container: str, label: str) -> tuple[list[LogLine], str]:
+        if previous and not _has_previous(pod, container):
+            return [], f"{label}: no previous container"
+        async with gate:
+            try:
+                text = await ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"], container=container,
+                                              previous=previous, tail=tail, since_seconds=since, timestamps=True,
+                                              limit_bytes=BYTES_PER_CONTAINER)
+            except IntegrationError as exc:
+                return [], f"{label}: {one_line(exc.message, 160)}"
+        return _parse(text, label), ""
+
+    jobs = []
+    for pod in pods:
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+        for container in containers:
+            label = _label(pod["metadata"]["name"], container, many, len(containers) > 1)
+            jobs.append(one(pod, container, label))
+    return list(await asyncio.gather(*jobs))
+
+
+def _has_previous(pod: Obj, container: str) -> bool:
+    """Only a container that has terminated once has a previous log (asking otherwise is a 400)."""
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if cs.get("name") == container:
+            return bool((cs.get("lastState") or {}).get("terminated"))
+    return False
+
+
+def _label(pod: str, container: str, many_pods: bool, many_containers: bool) -> str:
+    short = pod.rsplit("-", 1)[-1] if many_pods else pod
+    return f"{short}/{container}" if many_containers else short
+
+
+def _parse(text: str, source: str) -> list[LogLine]:
+    out = []
+    for raw in text.splitlines():
+        stamp, _, body = raw.partition(" ")
+        if not stamp[:4].isdigit():  # a line without a timestamp (a wrapped one): keep it, unsorted
+            stamp, body = "", raw
+        out.append(LogLine(stamp, source, body))
+    return out
+
+
+def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[str], *, since: int | None,
+           grep: UserPattern | None, previous: bool) -> Reply:
+    which = "previous " if previous else ""
+    matching = f" matching {code(grep)}" if grep else ""
+    window = f" in the last {_span(since)}" if since else ""
+    title = f"{target}: {plural(len(lines), 'line')} of {which}logs{matching}{window} from {plural(len(pods), 'pod')}"
+    shown, used = [], 0
+    for line in reversed(lines):
+        entry = f"{line.at[11:19] or '--:--:--'} {line.source} | {line.text[:LINE_CHARS]}"
+        if used + len(entry) + 1 > MESSAGE_CHARS:
+            break
+        shown.append(entry)
+        used += len(entry) + 1
+    parts: list[Part] = [Code("\n".join(shown), empty=f"No log lines{matching}{window}.")]
+    files = []
+    if len(shown) < len(lines):
+        name = f"logs-{target}{'-previous' if previous else ''}.txt"
+        full = "\n".join(f"{ln.at} [{ln.source}] {ln.text}" for ln in lines) + "\n"
+        files.append(File(name, full.encode(), f"Logs of {target}, oldest first"))
+        parts.append(Note(f"Newest {len(shown):,} of {len(lines):,} lines shown, newest first; all of them, "
+                          f"oldest first, are attached as `{name}`."))
+    elif lines:
+        parts.append(Note("Newest first."))
+    if problems:
+        parts.append(Note("Not read: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")))
+    level: Level = "warn" if grep and lines else "info"
+    return Reply(title=title, parts=parts, files=files, level=level)
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

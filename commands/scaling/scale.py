@@ -1,0 +1,97 @@
+"""Scaling and restarts (the runbook's "Scaling Procedures"): changes, so they go through approval."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from commands.args import k8s_label, pos, whole_number
+from commands.base import CommandError, Context, Kind, Role, command
+from commands.reply import Change, Outcome
+from commands.support.kubefmt import deployment_ready, replicas_text
+from integrations.errors import NotFound
+
+AREA = "Scaling"
+
+
+async def _deployment(ctx: Context, name: str) -> dict[str, Any]:
+    try:
+        return dict(await ctx.kube.get_deployment(ctx.namespace, name))
+    except NotFound:
+        names = sorted(d["metadata"]["name"] for d in await ctx.kube.list_deployments(ctx.namespace))
+        known = ", ".join(f"`{n}`" for n in names) or "none"
+        raise CommandError(
+            f"Deployment `{name}` was not found in namespace `{ctx.namespace}`. Deployments there: {known}."
+        ) from None
+
+
+@command(
+    "scale",
+    summary="Set a deployment's replica count (kubectl scale), after approval.",
+    area=AREA,
+    args=[
+        pos("DEPLOYMENT", k8s_label, "the deployment to scale"),
+        pos("REPLICAS", whole_number, "the desired number of replicas"),
+    ],
+    kind=Kind.change,
+    role=Role.operator,
+    example="/cf scale graphql-api 10",
+    needs=["kube"],
+)
+async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
+    limit = int(ctx.settings.limits.max_replicas)
+    if replicas < 0 or replicas > limit:
+        raise CommandError(f"REPLICAS must be between 0 and {limit} (limits.max_replicas); {replicas} is not.")
+    if replicas == 0 and not ctx.has_role(Role.admin):
+        raise CommandError("Scaling to 0 takes the service down; only an admin may request it (see `/cf isolate`).")
+    dep = await _deployment(ctx, deployment)
+    current = int(dep.get("spec", {}).get("replicas", 0))
+    target = f"deployment/{deployment} in {ctx.namespace}"
+    warnings = []
+    if current == replicas:
+        warnings.append(f"It already has {replicas_text(current)}; approving changes nothing.")
+
+    async def apply() -> Outcome:
+        before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
+        scaled = await ctx.kube.scale_deployment(ctx.namespace, deployment, replicas)
+        after = int(scaled.get("spec", {}).get("replicas", replicas))
+        return Outcome(before=replicas_text(before), after=replicas_text(after))
+
+    return Change(
+        summary=f"Scale {target} from {current} to {replicas}",
+        current=f"{replicas_text(current)} ({deployment_ready(dep)} ready)",
+        desired=replicas_text(replicas),
+        apply=apply,
+        target=target,
+        warnings=warnings,
+    )
+
+
+@command(
+    "restart",
+    summary="Rolling restart of a deployment (kubectl rollout restart), after approval.",
+    area=AREA,
+    args=[pos("DEPLOYMENT", k8s_label, "the deployment to restart")],
+    kind=Kind.change,
+    role=Role.operator,
+    example="/cf restart websocket-service",
+    needs=["kube"],
+)
+async def restart(ctx: Context, deployment: str) -> Change:
+    dep = await _deployment(ctx, deployment)
+    annotations = dep.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
+    last = annotations.get("kubectl.kubernetes.io/restartedAt", "never")
+
+    async def apply() -> Outcome:
+        at = datetime.now(UTC)
+        patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at)
+        stamp = patched["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+        return Outcome(before=f"last restarted {last}", after=f"rollout restart at {stamp}")
+
+    return Change(
+        summary=f"Rolling restart of deployment/{deployment} in {ctx.namespace}",
+        current=f"{deployment_ready(dep)} ready, last restarted {last}",
+        desired="every pod replaced, one batch at a time",
+        apply=apply,
+        target=f"deployment/{deployment}",
+    )

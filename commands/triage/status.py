@@ -1,0 +1,231 @@
+"""`/cf status`: the runbook's "Complete System Outage" triage as one message.
+
+Two kinds of lines feed it. The Kubernetes picture (deployments ready, pods not ready or restarting,
+nodes not Ready, warnings of the last 15 minutes) comes from one list call per kind, whatever the pod
+count. Everything else comes from the registered status checks (`commands.checks`): the HTTP health
+probes registered here, and the database, cache and AWS checks other modules register. All run side
+by side, each under its own timeout, so a dead endpoint is one red line and the rest still report.
+
+The Kubernetes lines are registered as a check too, so the scheduled health check reuses them; the
+`status` command computes them from its own snapshot instead, because it also needs the tables.
+Each of the four lists is a part of its own (`commands.parts`): one that fails or hangs turns its
+line red (`Events — unavailable (Forbidden)`) and the other three still report; only when all four
+fail is Kubernetes one red line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from commands.base import Context, command
+from commands.checks import STATUS_CHECKS, Check, run_checks, status_check
+from commands.parts import Failed, failures, optional
+from commands.reply import Level, Note, Part, Reply, Table, Text
+from commands.support.kube import event_row, event_time, newest_first, node_ready, node_status, one_line, plural
+from commands.support.kubefmt import parse_time, pod_ready, pod_restarts, pod_status
+from integrations import probes
+from integrations.errors import IntegrationError
+
+AREA = "Triage"
+RECENT = timedelta(minutes=15)
+KUBE_TIMEOUT = 10.0
+PART_TIMEOUT = KUBE_TIMEOUT - 1  # each list's own deadline, so a hung one is its line, not the whole snapshot
+PROBE_TIMEOUT_CAP = 10.0  # a health probe configured with a longer timeout is cut to this
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One list of each kind the triage needs: four API calls in all. A list that failed is empty and
+    named in `missing` (by the line it feeds)."""
+
+    deployments: list[Obj]
+    pods: list[Obj]
+    nodes: list[Obj]
+    events: list[Obj]
+    missing: dict[str, Failed] = field(default_factory=dict)
+
+
+async def take_snapshot(ctx: Context) -> Snapshot:
+    """The four lists, each an auxiliary part; when all four fail, the first failure is raised."""
+    kube = ctx.kube
+    got = await asyncio.gather(
+        optional("Deployments", kube.list_deployments(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Pods", kube.list_pods(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Nodes", kube.list_nodes(), timeout=PART_TIMEOUT),
+        optional("Events", kube.list_events(ctx.namespace), timeout=PART_TIMEOUT))
+    missing = failures(*got)
+    if len(missing) == len(got) and missing[0].error is not None:
+        raise missing[0].error
+    deployments, pods, nodes, events = ([] if isinstance(g, Failed) else list(g) for g in got)
+    return Snapshot(deployments, pods, nodes, events, {f.label: f for f in missing})
+
+
+def _unready_deployments(snap: Snapshot) -> list[Obj]:
+    return [d for d in snap.deployments
+            if int(d.get("status", {}).get("readyReplicas") or 0) < int(d.get("spec", {}).get("replicas") or 0)]
+
+
+def _restarting(pod: Obj, now: datetime) -> bool:
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if (cs.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            return True
+        finished = parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+        if finished is not None and now - finished <= RECENT:
+            return True
+    return False
+
+
+def _pod_ready(pod: Obj) -> bool:
+    ready, total = pod_ready(pod).split("/")
+    return pod.get("status", {}).get("phase") == "Running" and ready == total
+
+
+def _troubled_pods(snap: Snapshot, now: datetime) -> list[Obj]:
+    return [p for p in snap.pods if p.get("status", {}).get("phase") != "Succeeded"
+            and (not _pod_ready(p) or _restarting(p, now))]
+
+
+def _recent_warnings(snap: Snapshot, now: datetime) -> list[Obj]:
+    return newest_first(e for e in snap.events if e.get("type") == "Warning" and now - event_time(e) <= RECENT)
+
+
+def kube_checks(snap: Snapshot, now: datetime) -> list[Check]:
+    """The Kubernetes lines of the report (also what the scheduled health check posts)."""
+    deps, troubled = _unready_deployments(snap), _troubled_pods(snap, now)
+    bad_nodes = [n for n in snap.nodes if node_ready(n) != "True"]
+    warnings = _recent_warnings(snap, now)
+    ready_deps = len(snap.deployments) - len(deps)
+    lines = [
+        Check("Deployments", "ok" if not deps else "fail" if any(_none_ready(d) for d in deps) else "warn",
+              f"{ready_deps}/{len(snap.deployments)} fully ready"
+              + (f"; not ready: {', '.join(d['metadata']['name'] for d in deps[:5])}" if deps else "")),
+        Check("Pods", "ok" if not troubled else "warn",
+              f"{plural(len(snap.pods), 'pod')}, {len(troubled)} not ready or restarting"),
+        Check("Nodes", "ok" if not bad_nodes else "fail",
+              f"{len(snap.nodes) - len(bad_nodes)}/{len(snap.nodes)} Ready"
+              + (f"; not Ready: {', '.join(n['metadata']['name'] for n in bad_nodes[:3])}" if bad_nodes else "")),
+        Check("Events", "ok" if not warnings else "warn",
+              f"{plural(len(warnings), 'warning')} in the last {int(RECENT.total_seconds() // 60)} minutes"),
+    ]
+    return [Check(c.name, "fail", snap.missing[c.name].detail) if c.name in snap.missing else c for c in lines]
+
+
+def _none_ready(dep: Obj) -> bool:
+    return int(dep.get("spec", {}).get("replicas") or 0) > 0 and not dep.get("status", {}).get("readyReplicas")
+
+
+@status_check("Kubernetes", order=10, needs=["kube"], timeout=KUBE_TIMEOUT)
+async def kubernetes_status(ctx: Context) -> list[Check]:
+    return kube_checks(await take_snapshot(ctx), datetime.now(UTC))
+
+
+@status_check("HTTP health", order=20, timeout=PROBE_TIMEOUT_CAP + 2)
+async def http_health_status(ctx: Context) -> list[Check]:
+    """`probes.health` from config, all at once: status code and latency against the SLA."""
+    cfg = ctx.settings.probes
+    targets = [(p.name, p.url, min(p.timeout_seconds, PROBE_TIMEOUT_CAP)) for p in cfg.health]
+    if not targets:
+        return [Check("HTTP health", "skip", "no endpoints configured (`probes.health`)")]
+    return [_health_line(r, cfg.sla_seconds) for r in await probes.http_health(targets)]
+
+
+def _health_line(result: probes.HttpResult, sla: float) -> Check:
+    if result.error:
+        return Check(f"HTTP {result.name}", "fail", f"failed: {one_line(result.error, 160)}", result.latency_ms)
+    if not result.ok:
+        return Check(f"HTTP {result.name}", "fail", f"HTTP {result.status}", result.latency_ms)
+    if result.latency_ms > sla * 1000:
+        slow = f"HTTP {result.status}, slower than the {sla:g} s SLA"
+        return Check(f"HTTP {result.name}", "warn", slow, result.latency_ms)
+    return Check(f"HTTP {result.name}", "ok", f"HTTP {result.status}", result.latency_ms)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+async def _guarded_snapshot(ctx: Context) -> Snapshot | Check:
+    if ctx.services.get("kube") is None:
+        return Check("Kubernetes", "skip", "not configured")
+    started = time.perf_counter()
+    try:
+        return await asyncio.wait_for(take_snapshot(ctx), KUBE_TIMEOUT)
+    except TimeoutError:
+        return Check("Kubernetes", "fail", f"no answer within {KUBE_TIMEOUT:g}s", (time.perf_counter() - started) * 1e3)
+    except IntegrationError as exc:
+        return Check("Kubernetes", "fail", exc.message, (time.perf_counter() - started) * 1000)
+
+
+@command(
+    "status",
+    summary="Outage triage in one message: deployments, pods, nodes, warnings, health probes and checks.",
+    area=AREA,
+    example="/cf status",
+)
+async def status(ctx: Context) -> Reply:
+    started = time.perf_counter()
+    others = [spec for spec in STATUS_CHECKS if spec.name != "Kubernetes"]
+    snap, checks = await asyncio.gather(_guarded_snapshot(ctx), run_checks(ctx, others))
+    now = datetime.now(UTC)
+    lines = kube_checks(snap, now) if isinstance(snap, Snapshot) else [snap]
+    lines += checks
+    parts: list[Part] = _line_parts([c.line() for c in lines])
+    if isinstance(snap, Snapshot):
+        parts += _kube_tables(snap, now)
+    took = (time.perf_counter() - started) * 1000
+    parts.append(Note(f"{len(lines)} checks, run side by side, in {took:,.0f} ms · namespace `{ctx.namespace}`"))
+    failing = sum(1 for c in lines if c.status == "fail")
+    warning = sum(1 for c in lines if c.status == "warn")
+    level: Level = "error" if failing else "warn" if warning else "ok"
+    if failing or warning:
+        title = f"Status: {plural(failing, 'check')} failing, {plural(warning, 'warning')}"
+    else:
+        title = "Status: all clear"
+    return Reply(title=title, parts=parts, level=level)
+
+
+def _line_parts(lines: list[str], budget: int = 2900) -> list[Part]:
+    """Check lines in as few sections as fit (a section holds 3,000 characters)."""
+    parts: list[Part] = []
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > budget:
+            parts.append(Text("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        parts.append(Text("\n".join(chunk)))
+    return parts
+
+
+def _kube_tables(snap: Snapshot, now: datetime) -> list[Part]:
+    parts: list[Part] = []
+    deps = _unready_deployments(snap)
+    if deps:
+        rows = [[d["metadata"]["name"], f"{d.get('status', {}).get('readyReplicas', 0) or 0}/"
+                 f"{d.get('spec', {}).get('replicas', 0)}", str(d.get("status", {}).get("updatedReplicas", 0) or 0),
+                 str(d.get("status", {}).get("availableReplicas", 0) or 0)] for d in deps]
+        parts += [Text("*Deployments not fully ready*"), Table(["NAME", "READY", "UP-TO-DATE", "AVAILABLE"], rows)]
+    troubled = _troubled_pods(snap, now)
+    if troubled:
+        rows = [[p["metadata"]["name"], pod_ready(p), pod_status(p), str(pod_restarts(p)),
+                 str(p.get("spec", {}).get("nodeName") or "-")] for p in troubled]
+        parts += [Text("*Pods not ready or restarting*"), Table(["NAME", "READY", "STATUS", "RESTARTS", "NODE"], rows)]
+    bad_nodes = [n for n in snap.nodes if node_ready(n) != "True"]
+    if bad_nodes:
+        parts += [Text("*Nodes not Ready*"), Table(["NAME", "STATUS", "REASON"], [
+            [n["metadata"]["name"], node_status(n), _ready_reason(n)] for n in bad_nodes])]
+    warnings = _recent_warnings(snap, now)
+    if warnings:
+        parts += [Text(f"*Warning events, last {int(RECENT.total_seconds() // 60)} minutes*"),
+                  Table(["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [event_row(e) for e in warnings])]
+    return parts
+
+
+def _ready_reason(node: Obj) -> str:
+    cond: Obj = next((c for c in node.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+    return one_line(f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": "), 120)
