@@ -14,10 +14,11 @@ from typing import Any
 from base.patterns import UserPattern
 from base.text import code
 from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
-from commands.base import CommandError, Context, command
+from commands.base import Context, command
 from commands.reply import Code, File, Level, Note, Part, Reply
-from commands.support.kube import app_names, one_line, plural
-from integrations.errors import IntegrationError, NotFound
+from commands.support.kube import one_line, plural
+from commands.support.proxy import target_pods
+from integrations.errors import IntegrationError
 
 AREA = "Logs & Metrics"
 DEFAULT_TAIL = 200  # lines per container when neither --since nor --tail is given
@@ -60,7 +61,7 @@ def _tail(raw: str) -> int:
 )
 async def logs(ctx: Context, target: str, since: int | None = None, grep: UserPattern | None = None,
                previous: bool = False, tail: int | None = None) -> Reply:
-    pods = await _resolve(ctx, target)
+    pods = await target_pods(ctx, target)
     tail = tail if tail is not None else (None if since else DEFAULT_TAIL)
     fetched = await _fetch_all(ctx, pods[:MAX_PODS], since, previous, tail)
     lines = sorted((line for found, _ in fetched for line in found), key=lambda ln: ln.at)
@@ -80,17 +81,6 @@ async def logs(ctx: Context, target: str, since: int | None = None, grep: UserPa
     return reply
 
 
-async def _resolve(ctx: Context, target: str) -> list[Obj]:
-    """An app's pods (label app=TARGET), else the pod named TARGET; neither is a refusal naming apps."""
-    pods = await ctx.kube.list_pods(ctx.namespace, label_selector=f"app={target}")
-    if pods:
-        return sorted(pods, key=lambda p: p["metadata"]["name"])
-    try:
-        return [await ctx.kube.get_pod(ctx.namespace, target)]
-    except NotFound:
-        apps = app_names(await ctx.kube.list_pods(ctx.namespace))
-        known = ", ".join(f"`{a}`" for a in apps) or "none"
-        raise CommandError(f"No app or pod called `{target}` in namespace `{ctx.namespace}`. Apps: {known}.") from None
 
 
 async def _fetch_all(ctx: Context, pods: list[Obj], since: int | None, previous: bool,
