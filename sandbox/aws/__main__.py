@@ -6,24 +6,27 @@ With a kubeconfig for the sandbox cluster, the EC2 instances take its nodes' ins
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
+
+from urllib3 import BaseHTTPResponse
 
 from . import AwsSandbox
 
 
 def _nodes(kubeconfig: str | None) -> list[dict[str, Any]]:
+    """The cluster's Node objects as JSON, through the Kubernetes SDK (the sandbox imports nothing of the bot)."""
     if not kubeconfig:
         return []
-    from integrations.kube import Kube
+    from kubernetes import client, config
 
-    kube = Kube.from_config(kubeconfig)
-    try:
-        return asyncio.run(kube.list_nodes())
-    finally:
-        kube.close()
+    with config.new_client_from_config(config_file=kubeconfig, persist_config=False) as api:
+        # Unpreloaded, the SDK returns urllib3's raw response, not the V1NodeList its annotation says.
+        resp = cast(BaseHTTPResponse, client.CoreV1Api(api).list_node(_preload_content=False, _request_timeout=10))
+        items: list[dict[str, Any]] = json.loads(resp.data).get("items", [])
+        return items
 
 
 def main() -> None:
