@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from base.vocabulary import SEVERITIES
+
 # The built-in alert rules' keys (`alerts.aliases` may name only these); incidents.alert_rules defines the
 # rules themselves and a test keeps the two equal.
 ALERT_RULES = frozenset({"db-high-connections", "db-slow-queries", "graphql-high-error-rate", "graphql-high-latency",
@@ -229,7 +231,7 @@ class Incidents(_Section):
     @classmethod
     def _severities(cls, minutes: dict[str, float]) -> dict[str, float]:
         for key, value in minutes.items():
-            if key not in ("sev1", "sev2", "sev3", "sev4") or value <= 0:
+            if key not in SEVERITIES or value <= 0:
                 raise ValueError(f"{key}: expected sev1..sev4 with a positive number of minutes")
         return minutes
 

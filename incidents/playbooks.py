@@ -1,4 +1,4 @@
-"""The runbook as data for incidents: types, severities and each type's checklist.
+"""The runbook as data for incidents: each incident type's checklist (the words are `base.vocabulary`'s).
 
 The checklists are the runbook's "Emergency Procedures", "Security Incident Response" and "Disaster
 Recovery" sections, written as steps with the `/cf` command that performs each one where there is one
@@ -11,20 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-
-SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
-SEVERITY_LABEL = {
-    "sev1": "SEV1 — complete outage or data loss",
-    "sev2": "SEV2 — major feature down",
-    "sev3": "SEV3 — degraded, workaround exists",
-    "sev4": "SEV4 — minor",
-}
-# Statuspage impact and PagerDuty severity that fit each incident severity.
-STATUSPAGE_IMPACT = {"sev1": "critical", "sev2": "major", "sev3": "minor", "sev4": "none"}
-PAGERDUTY_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning", "sev4": "info"}
-
-KINDS = ("outage", "database", "memory", "websocket", "security", "ddos", "data-breach", "disaster-recovery",
-         "other")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from base.vocabulary import SEVERITY_LABEL
 from bot.store import AuditEntry
-from incidents.playbooks import PLAYBOOKS, SEVERITY_LABEL
+from incidents.playbooks import PLAYBOOKS
 from incidents.store import Incident
 from incidents.views import duration
 

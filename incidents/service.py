@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from base.vocabulary import KINDS, OPEN_STATUSES, RESOLVED, ROLES
 from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.messenger import DeliveryError, Messenger
@@ -30,13 +31,12 @@ from bot.store import APPROVED, PENDING, RUNNING, Store, StoreUnavailable
 from commands.base import CommandError, Registry
 from commands.parts import Failed
 from incidents import views
-from incidents.playbooks import KINDS, guess_kind, plain_quotes, slug
+from incidents.playbooks import guess_kind, plain_quotes, slug
 from incidents.postmortem import markdown, open_action_lines
-from incidents.store import INCIDENT_STATUSES, RESOLVED, Incident, IncidentStore, StatuspageRecord
+from incidents.store import Incident, IncidentStore, StatuspageRecord
 
 log = logging.getLogger(__name__)
 
-ROLES = ("commander", "comms", "scribe")
 _NAME_ROOM = 80 - len("inc-YYYYMMDD-") - len("-99")
 
 
@@ -199,7 +199,7 @@ class IncidentService:
     async def post_update(self, incident: Incident, text: str, by: str, status: str | None = None) -> Incident:
         if not incident.is_open:
             raise CommandError(f"{incident.id} is resolved; updates go in its postmortem (`/cf incident timeline`).")
-        if status is not None and status not in INCIDENT_STATUSES[:-1]:
+        if status is not None and status not in OPEN_STATUSES:
             raise CommandError("--status must be investigating, identified or monitoring.")
         fields: dict[str, Any] = {"last_update_at": self.clock()}
         if status is not None:

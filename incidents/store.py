@@ -13,10 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from base.vocabulary import RESOLVED
 from bot.store import Row, Store
-
-RESOLVED = "resolved"
-INCIDENT_STATUSES = ("investigating", "identified", "monitoring", RESOLVED)
 
 
 @dataclass

@@ -14,11 +14,12 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from base.text import date, literal
+from base.vocabulary import KINDS, SEVERITIES, SEVERITY_LABEL
 from bot.policy import Policy
 from bot.render import Button, Rendered, actions, clip, context, escape, fields_block, header, section
 from commands.args import UsageError, split_text
 from commands.base import Registry
-from incidents.playbooks import KINDS, PLAYBOOKS, SEVERITIES, SEVERITY_LABEL
+from incidents.playbooks import PLAYBOOKS
 from incidents.store import Incident
 
 RUN = "cf_run"  # action id prefix of buttons whose value is a command line

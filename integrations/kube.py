@@ -31,12 +31,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from base.vocabulary import RESTARTED_AT
 from integrations import probes, telemetry
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
 from integrations.workers import NoWorker, Workers
 
 SYSTEM = "Kubernetes"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Threads (and pooled connections) for API calls: four commands' work at a time, each asking a few
 # things at once (`status` asks four, `logs` up to eight); more calls queue within their deadline.

@@ -17,7 +17,6 @@ from typing import Any
 from integrations.webjson import JsonClient
 
 SYSTEM = "PagerDuty"
-SEVERITIES = ("critical", "error", "warning", "info")
 SUMMARY_LIMIT = 1024
 
 

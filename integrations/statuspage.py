@@ -17,8 +17,6 @@ from typing import Any
 from integrations.webjson import JsonClient
 
 SYSTEM = "Statuspage"
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
-IMPACTS = ("none", "minor", "major", "critical")
 # What an incident's impact means for the components it names, and their status once it resolves.
 COMPONENT_STATUS = {"none": "degraded_performance", "minor": "degraded_performance", "major": "partial_outage",
                     "critical": "major_outage"}

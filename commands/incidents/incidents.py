@@ -11,14 +11,14 @@ import time
 from typing import Any
 
 from base.text import literal
+from base.vocabulary import KINDS, OPEN_STATUSES, ROLES, SEVERITIES
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Role, command
 from commands.parts import degraded, failed_parts
 from commands.reply import Fields, File, Note, Reply, Table, Text
-from commands.support.incident_args import KINDS, ROLES, SEVERITIES, slack_user, trailing_options
+from commands.support.incident_args import slack_user, trailing_options
 
 AREA = "Incidents"
-STATUSES = ("investigating", "identified", "monitoring")
 
 
 def _id_opt() -> Any:
@@ -84,7 +84,7 @@ async def assign(ctx: Context, role: str, user: str, id: str | None = None) -> R
     "incident update",
     summary="Post a status update in the incident channel (and offer it to the status page).",
     area=AREA,
-    args=[opt("--status", choice(*STATUSES), "the incident's new status"),
+    args=[opt("--status", choice(*OPEN_STATUSES), "the incident's new status"),
           _id_opt(), pos("TEXT", text, "the update", greedy=True)],
     role=Role.operator,
     example="/cf incident update --status identified Connection pool exhausted; scaling graphql-api",
@@ -92,7 +92,7 @@ async def assign(ctx: Context, role: str, user: str, id: str | None = None) -> R
     ephemeral=True,
 )
 async def update(ctx: Context, text: str, status: str | None = None, id: str | None = None) -> Reply:
-    peeled, extra = trailing_options(text, {"--status": choice(*STATUSES), "--id": str}, "incident update")
+    peeled, extra = trailing_options(text, {"--status": choice(*OPEN_STATUSES), "--id": str}, "incident update")
     text, status, id = peeled or text, extra.get("status", status), extra.get("id", id)
     service = _incidents(ctx)
     incident = await service.find(ctx.incident_id, id)

@@ -12,17 +12,19 @@ import uuid
 from typing import Any
 
 from base.text import link, literal
+from base.vocabulary import (
+    OPEN_STATUSES,
+    PAGERDUTY_SEVERITIES,
+    PAGERDUTY_SEVERITY,
+    STATUSPAGE_IMPACT,
+    STATUSPAGE_IMPACTS,
+)
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
 from commands.reply import Change, Fields, Note, Outcome, Part, Reply, Table, Text
-from commands.support.incident_args import SEVERITIES, trailing_options
+from commands.support.incident_args import trailing_options
 
 AREA = "Incidents"
-PD_SEVERITIES = ("critical", "error", "warning", "info")
-PD_BY_SEV = dict(zip(SEVERITIES, PD_SEVERITIES, strict=True))
-SP_STATUSES = ("investigating", "identified", "monitoring")
-SP_IMPACTS = ("none", "minor", "major", "critical")
-SP_IMPACT_BY_SEV = dict(zip(SEVERITIES, ("critical", "major", "minor", "none"), strict=True))
 PUBLIC = "This is public: the status page's subscribers are notified."
 
 
@@ -65,13 +67,14 @@ async def _incident(ctx: Context) -> Any:
     area=AREA,
     args=[pos("LEVEL", str, "primary, secondary or manager (default primary)", default="primary"),
           pos("TEXT", text, "what is wrong (default: the incident's title)", default=None, greedy=True),
-          opt("--severity", choice(*PD_SEVERITIES), "PagerDuty severity (default: from the incident, else critical)")],
+          opt("--severity", choice(*PAGERDUTY_SEVERITIES),
+              "PagerDuty severity (default: from the incident, else critical)")],
     role=Role.operator,
     example="/cf page primary Editor returns 502 for everyone --severity critical",
     needs=["pagerduty"],
 )
 async def page(ctx: Context, level: str = "primary", text: str | None = None, severity: str | None = None) -> Reply:
-    text, extra = trailing_options(text, {"--severity": choice(*PD_SEVERITIES)}, "page")
+    text, extra = trailing_options(text, {"--severity": choice(*PAGERDUTY_SEVERITIES)}, "page")
     severity = extra.get("severity", severity)
     levels = {e.role: e for e in ctx.settings.incidents.oncall}
     if level.lower() not in levels:  # the first word was the text, not a level
@@ -89,7 +92,7 @@ async def page(ctx: Context, level: str = "primary", text: str | None = None, se
     if pagerduty is None:
         raise NotConfigured(f"PagerDuty is not configured (set PAGERDUTY_ROUTING_KEY). Call the {entry.name} "
                             f"directly: {entry.contact}.")
-    sev = severity or (PD_BY_SEV.get(incident.severity, "critical") if incident else "critical")
+    sev = severity or (PAGERDUTY_SEVERITY.get(incident.severity, "critical") if incident else "critical")
     prefix = f"[{incident.id} {incident.severity.upper()}] " if incident else ""
     key = f"cf-{incident.id.lower()}-{entry.role}" if incident else f"cf-page-{uuid.uuid4().hex[:12]}"
     details = {"escalation_level": entry.role, "escalate_to": entry.name, "requested_by": ctx.user,
@@ -133,9 +136,9 @@ def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str
     "statuspage open",
     summary="Open a public status page incident (investigating by default), after approval.",
     area=AREA,
-    args=[opt("--status", choice(*SP_STATUSES), "investigating, identified or monitoring", default="investigating"),
+    args=[opt("--status", choice(*OPEN_STATUSES), "investigating, identified or monitoring", default="investigating"),
           opt("--components", str, "affected components by name, comma-separated", metavar="A,B"),
-          opt("--impact", choice(*SP_IMPACTS), "none, minor, major or critical (default: from the severity)"),
+          opt("--impact", choice(*STATUSPAGE_IMPACTS), "none, minor, major or critical (default: from the severity)"),
           pos("TITLE", text, "the public title (default: the incident's title)", default=None, greedy=True)],
     kind=Kind.change,
     role=Role.operator,
@@ -144,8 +147,8 @@ def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str
 )
 async def statuspage_open(ctx: Context, title: str | None = None, status: str = "investigating",
                           components: str | None = None, impact: str | None = None) -> Change:
-    title, extra = trailing_options(title, {"--status": choice(*SP_STATUSES), "--components": str,
-                                            "--impact": choice(*SP_IMPACTS)}, "statuspage open")
+    title, extra = trailing_options(title, {"--status": choice(*OPEN_STATUSES), "--components": str,
+                                            "--impact": choice(*STATUSPAGE_IMPACTS)}, "statuspage open")
     status, components = extra.get("status", status), extra.get("components", components)
     impact = extra.get("impact", impact)
     client = _statuspage(ctx)
@@ -154,7 +157,7 @@ async def statuspage_open(ctx: Context, title: str | None = None, status: str = 
     if not title:
         raise CommandError("Give the public title: `/cf statuspage open Editor unavailable`.")
     names, ids = _component_ids(ctx, components)
-    impact = impact or (SP_IMPACT_BY_SEV.get(incident.severity, "major") if incident else "major")
+    impact = impact or (STATUSPAGE_IMPACT.get(incident.severity, "major") if incident else "major")
     if incident is not None and await ctx.service("incidents").statuspages(incident.id):
         raise CommandError(f"{incident.id} already has a status page incident: use `/cf statuspage update TEXT`.")
     body = "We are investigating this issue and will post updates here."
@@ -182,7 +185,7 @@ async def _target(ctx: Context) -> Any:
     "statuspage update",
     summary="Post an update to the open status page incident, after approval.",
     area=AREA,
-    args=[opt("--status", choice(*SP_STATUSES), "the new status (default: unchanged)"),
+    args=[opt("--status", choice(*OPEN_STATUSES), "the new status (default: unchanged)"),
           pos("TEXT", text, "the public update", greedy=True)],
     kind=Kind.change,
     role=Role.operator,
@@ -190,7 +193,7 @@ async def _target(ctx: Context) -> Any:
     needs=["statuspage", "incidents"],
 )
 async def statuspage_update(ctx: Context, text: str, status: str | None = None) -> Change:
-    peeled, extra = trailing_options(text, {"--status": choice(*SP_STATUSES)}, "statuspage update")
+    peeled, extra = trailing_options(text, {"--status": choice(*OPEN_STATUSES)}, "statuspage update")
     text, status = peeled or text, extra.get("status", status)
     client = _statuspage(ctx)
     record = await _target(ctx)

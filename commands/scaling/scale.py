@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from base.vocabulary import RESTARTED_AT
 from commands.args import k8s_label, pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
@@ -80,12 +81,12 @@ async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
 async def restart(ctx: Context, deployment: str) -> Change:
     dep = await _deployment(ctx, deployment)
     annotations = dep.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
-    last = annotations.get("kubectl.kubernetes.io/restartedAt", "never")
+    last = annotations.get(RESTARTED_AT, "never")
 
     async def apply() -> Outcome:
         at = datetime.now(UTC)
         patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at)
-        stamp = patched["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+        stamp = patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
         return Outcome(before=f"last restarted {last}", after=f"rollout restart at {stamp}")
 
     return Change(

@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from base.vocabulary import RESTARTED_AT
 from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, failures, optional
@@ -29,7 +30,6 @@ from commands.support.awsfmt import aws, cfg
 from commands.support.kubefmt import pod_ready
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 POLL_SECONDS = 2.0
 
 

@@ -14,10 +14,6 @@ from typing import Any
 
 from commands.args import Converter, UsageError
 
-SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
-KINDS = ("outage", "database", "memory", "websocket", "security", "ddos", "data-breach", "disaster-recovery",
-         "other")
-ROLES = ("commander", "comms", "scribe")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|([UW][A-Z0-9]{2,})")
 _TRAILING = re.compile(r"^(?P<text>.*?)\s+(?P<name>--[a-z-]+)(?:=|\s+)(?P<value>\S+)\s*$", re.S)
 
