@@ -420,7 +420,8 @@ class Kube:
         if kind not in _RESTORE:
             raise IntegrationError(SYSTEM, f"{kind} objects are not restored by the bot.")
         api_name, method = _RESTORE[kind][which]
-        return getattr(getattr(self, api_name), method)
+        fn: Callable[..., Any] = getattr(getattr(self, api_name), method)
+        return fn
 
     async def read_object(self, kind: str, namespace: str, name: str) -> Obj | None:
         """One object of a restorable kind (see `RESTORABLE`), or None when it does not exist."""

@@ -78,7 +78,7 @@ async def aws_bot(sim: Any, kube: Any, aws_client: Any, tmp_path: Any) -> AsyncI
 
 def boto(sandbox: AwsSandbox, service: str) -> Any:
     """A plain boto3 client for the test's own checks (not the bot's)."""
-    return boto3.client(service, endpoint_url=sandbox.endpoint_url, region_name="us-east-1",  # type: ignore[call-overload]
+    return boto3.client(service, endpoint_url=sandbox.endpoint_url, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 

@@ -122,7 +122,7 @@ def pg_url(pg_database: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cf.db'}"
     return str(request.getfixturevalue("pg_url"))
@@ -132,7 +132,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
 
 
 @pytest.fixture
-async def sim():  # type: ignore[no-untyped-def]
+async def sim():
     from tests.slack_sim import SlackSim
 
     simulator = SlackSim(bot_token="xoxb-test", team_id="T0CANDLE", bot_user_id="U0CFBOT")
@@ -144,14 +144,14 @@ async def sim():  # type: ignore[no-untyped-def]
 class SandboxHandle:
     """A running sandbox: its URL, a kubeconfig file for it, and the Sandbox object."""
 
-    def __init__(self, sandbox, url: str, kubeconfig: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, sandbox, url: str, kubeconfig: str) -> None:
         self.sandbox = sandbox
         self.url = url
         self.kubeconfig = kubeconfig
 
 
 @pytest.fixture
-async def sandbox(tmp_path):  # type: ignore[no-untyped-def]
+async def sandbox(tmp_path):
     from sandbox import Sandbox
 
     sb = Sandbox()
@@ -163,7 +163,7 @@ async def sandbox(tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def kube(sandbox):  # type: ignore[no-untyped-def]
+async def kube(sandbox):
     from integrations.kube import Kube
 
     client = Kube.from_config(sandbox.kubeconfig, timeout=10)
@@ -172,7 +172,7 @@ async def kube(sandbox):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def bot(sim, kube, tmp_path):  # type: ignore[no-untyped-def]
+async def bot(sim, kube, tmp_path):
     """The bot against the simulator and the sandbox, with a SQLite store in tmp_path."""
     from tests.harness import start_bot
 

@@ -15,18 +15,18 @@ from tests.incident_support import ALERT_TOKEN, am_alert, am_payload, button, bu
 
 
 @pytest.fixture
-async def bot(sim, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+async def bot(sim, tmp_path, monkeypatch):
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     yield harness
     await harness.close()
 
 
-def alert_messages(bot, channel: str = CHANNEL) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+def alert_messages(bot, channel: str = CHANNEL) -> list[dict]:
     return [m for m in bot.messages(channel) if "FIRING" in m["text"] or "RESOLVED" in m["text"]]
 
 
-async def test_firing_alert_is_posted_once_with_its_runbook_buttons(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_firing_alert_is_posted_once_with_its_runbook_buttons(bot) -> None:
     payload = am_payload(am_alert("GraphQLHighErrorRate", summary="5xx at 7%"))
     status, body = await post_webhook(bot, payload)
     assert status == 200 and body == {"ok": True, "posted": 1, "updated": 0, "duplicate": 0}
@@ -42,7 +42,7 @@ async def test_firing_alert_is_posted_once_with_its_runbook_buttons(bot) -> None
     assert status == 200 and body["duplicate"] == 1 and len(alert_messages(bot)) == 1
 
 
-async def test_resolved_alert_updates_its_message(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_resolved_alert_updates_its_message(bot, sim) -> None:
     await post_webhook(bot, am_payload(am_alert("RedisHighMemory", fingerprint="fpredis")))
     [firing] = alert_messages(bot)
     assert [b["value"] for b in buttons(firing)][:2] == ["redis memory", "redis bigkeys"]
@@ -60,7 +60,7 @@ async def test_resolved_alert_updates_its_message(bot, sim) -> None:  # type: ig
     assert len(alert_messages(bot)) == 2
 
 
-async def test_unknown_alert_gets_generic_triage_and_labels_fill_buttons(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_alert_gets_generic_triage_and_labels_fill_buttons(bot) -> None:
     await post_webhook(bot, am_payload(am_alert("SomethingOdd"),
                                        am_alert("KubePodCrashLooping", labels={"pod": "document-service-7d9f-x2"}),
                                        am_alert("NodeHighCPU", labels={"instance": "ip-10-0-1-5:9100"}),
@@ -75,7 +75,7 @@ async def test_unknown_alert_gets_generic_triage_and_labels_fill_buttons(bot) ->
     assert "the alert has no such label" in json.dumps(bare["blocks"])
 
 
-async def test_bad_token_and_malformed_payloads(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_token_and_malformed_payloads(bot) -> None:
     good = am_payload(am_alert("GraphQLHighLatency"))
     assert (await post_webhook(bot, good, token="wrong"))[0] == 401
     assert (await post_webhook(bot, good, token=None))[0] == 401
@@ -94,7 +94,7 @@ async def test_bad_token_and_malformed_payloads(bot) -> None:  # type: ignore[no
     assert alert_messages(bot) == []
 
 
-async def test_critical_alert_declares_one_incident_per_group(sim, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_critical_alert_declares_one_incident_per_group(sim, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", config={
         "alerts": {"declare_incident_on_critical": True, "critical_incident_severity": "sev1",
@@ -118,7 +118,7 @@ async def test_critical_alert_declares_one_incident_per_group(sim, tmp_path, mon
         await bot.close()
 
 
-async def test_change_button_goes_through_approval(sim, kube, sandbox, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_change_button_goes_through_approval(sim, kube, sandbox, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube})
     try:
@@ -136,7 +136,7 @@ async def test_change_button_goes_through_approval(sim, kube, sandbox, tmp_path,
         await bot.close()
 
 
-async def test_two_replicas_post_an_alert_once(sim, pg_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_two_replicas_post_an_alert_once(sim, pg_url, monkeypatch) -> None:
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     one = await start(sim, pg_url)
     two = await start(sim, pg_url)

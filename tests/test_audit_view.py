@@ -21,7 +21,7 @@ PEOPLE = {
 }
 
 
-def request_id(message: dict) -> str:  # type: ignore[type-arg]
+def request_id(message: dict) -> str:
     return next(str(el["value"]) for b in message["blocks"] if b["type"] == "actions" for el in b["elements"])
 
 
@@ -29,7 +29,7 @@ async def replicas(kubeconfig: str, name: str) -> int:
     return int(await kubectl(kubeconfig, "-n", NS, "get", "deployment", name, "-o", "jsonpath={.spec.replicas}"))
 
 
-async def audit(bot, text: str = "") -> str:  # type: ignore[no-untyped-def]
+async def audit(bot, text: str = "") -> str:
     """Asked by the admin: each `/cf audit` is itself audited, and the tests filter on the others."""
     await bot.slash(f"audit {text}".strip(), user=ADMIN)
     return last_reply(bot)
@@ -40,7 +40,7 @@ def entry_lines(reply: str) -> list[str]:
     return [line for line in reply.splitlines() if re.match(r"`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`", line)]
 
 
-async def test_audit_shows_target_command_line_names_and_request_id(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_shows_target_command_line_names_and_request_id(bot, sandbox, sim) -> None:
     sim.users = dict(PEOPLE)
     request, thread = await request_and_approve(bot, "scale graphql-api 5")
     assert await replicas(sandbox.kubeconfig, "graphql-api") == 5 and "Done" in thread
@@ -68,7 +68,7 @@ async def test_audit_shows_target_command_line_names_and_request_id(bot, sandbox
     assert_slack_accepted_everything(sim)
 
 
-async def test_filters_by_target_user_since_and_id(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_filters_by_target_user_since_and_id(bot, sandbox, sim) -> None:
     sim.users = dict(PEOPLE)
     old = await bot.runtime.store.append_audit(at=time.time() - 7200, event="ran", actor=VIEWER, command="pods",
                                                detail={"text": "pods"}, request_id="0ld0ld00")
@@ -113,7 +113,7 @@ async def test_filters_by_target_user_since_and_id(bot, sandbox, sim) -> None:  
     assert_slack_accepted_everything(sim)
 
 
-async def test_export_uploads_the_selection_as_json_lines(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_export_uploads_the_selection_as_json_lines(bot, sandbox, sim) -> None:
     sim.users = dict(PEOPLE)
     scale, _ = await request_and_approve(bot, "scale graphql-api 6")
     await request_and_approve(bot, "restart websocket-service")
@@ -138,7 +138,7 @@ async def test_export_uploads_the_selection_as_json_lines(bot, sandbox, sim) -> 
     assert len([f for f in sim.files if f["filename"].endswith(".jsonl")]) == 1
 
 
-async def test_names_fall_back_to_ids_and_are_shown_as_literal_text(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_names_fall_back_to_ids_and_are_shown_as_literal_text(bot, sandbox, sim) -> None:
     sim.users = {**PEOPLE, APPROVER: {"name": "x", "display_name": "<!channel> pri`ya"}}
     await request_and_approve(bot, "scale graphql-api 2")
     bot.runtime.audit.people.retry_after = 0  # a failed lookup is not kept: the next audit asks again
@@ -151,7 +151,7 @@ async def test_names_fall_back_to_ids_and_are_shown_as_literal_text(bot, sandbox
     assert await replicas(sandbox.kubeconfig, "graphql-api") == 2
 
 
-async def _audit_message(bot):  # type: ignore[no-untyped-def]
+async def _audit_message(bot):
     await bot.slash("audit", user=ADMIN)
     return bot.messages()[-1]
 
@@ -159,7 +159,7 @@ async def _audit_message(bot):  # type: ignore[no-untyped-def]
 # --- the store's query, on SQLite and PostgreSQL -------------------------------------------------
 
 
-def _action(action_id: str, args: dict, requester: str, approver: str | None, text: str) -> Action:  # type: ignore[type-arg]
+def _action(action_id: str, args: dict, requester: str, approver: str | None, text: str) -> Action:
     return Action(id=action_id, command="scale", args=args, requester=requester, channel="C0INCIDENT", state="done",
                   summary="Scale", approver_role="approver", created_at=1000.0, expires_at=2000.0, updated_at=1000.0,
                   request_text=text, approver=approver)
@@ -182,7 +182,7 @@ async def test_store_filters_in_sql_on_both_engines(store_url: str) -> None:
         await store.append_audit(at=3001.0, event="ran", actor="U6", command="logs",
                                  detail={"text": "logs 100%_x"}, request_id="r6")
 
-        async def ids(**kw) -> list[tuple[str | None, str]]:  # type: ignore[no-untyped-def]
+        async def ids(**kw) -> list[tuple[str | None, str]]:
             return [(e.action_id or e.request_id, e.event) for e in await store.audit_query(AuditQuery(100, **kw))]
 
         everything = await store.audit_query(AuditQuery(100))

@@ -18,7 +18,7 @@ def _scaling(sandbox: Any) -> dict[str, int]:
     return dict(ng["nodegroup"]["scalingConfig"])
 
 
-async def test_nodegroup_scale_waits_for_approval_then_applies(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_nodegroup_scale_waits_for_approval_then_applies(aws_bot, aws_sandbox) -> None:
     before = _scaling(aws_sandbox)
 
     async def unchanged() -> None:
@@ -29,7 +29,7 @@ async def test_nodegroup_scale_waits_for_approval_then_applies(aws_bot, aws_sand
     assert "Done:" in thread and "min 5 / desired 10 / max 20" in thread
 
 
-async def test_nodegroup_scale_refuses_sizes_out_of_order(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_nodegroup_scale_refuses_sizes_out_of_order(aws_bot, aws_sandbox) -> None:
     before = _scaling(aws_sandbox)
     await aws_bot.slash("nodegroup scale 5 20 30")
     assert "0 <= MIN <= DESIRED <= MAX" in private(aws_bot)
@@ -45,7 +45,7 @@ def _writer(sandbox: Any) -> str:
     return next(m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"])
 
 
-async def test_failover_moves_the_primary_and_the_cluster_writer(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_failover_moves_the_primary_and_the_cluster_writer(aws_bot, aws_sandbox) -> None:
     primary = _instance(aws_sandbox, DB)["AvailabilityZone"]
     thread = await request_and_approve(aws_bot, "db failover")
     moved = _instance(aws_sandbox, DB)
@@ -62,13 +62,13 @@ async def test_failover_moves_the_primary_and_the_cluster_writer(aws_bot, aws_sa
     assert f"writer {writer} → writer {_writer(aws_sandbox)}" in thread
 
 
-async def test_failover_of_a_single_az_instance_is_refused_with_the_reason(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_failover_of_a_single_az_instance_is_refused_with_the_reason(aws_bot) -> None:
     await aws_bot.slash(f"db failover {DB}-replica-1")
     assert "single-AZ instance: it has no standby to fail over to" in private(aws_bot)
     assert aws_bot.requests() == []
 
 
-async def test_restore_to_a_point_in_time_inside_and_outside_the_window(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_restore_to_a_point_in_time_inside_and_outside_the_window(aws_bot, aws_sandbox) -> None:
     await aws_bot.slash("db restore --to 2020-01-01T00:00:00Z")
     await aws_bot.slash('db restore --to "200 days ago"')
     refusals = private(aws_bot)
@@ -82,7 +82,7 @@ async def test_restore_to_a_point_in_time_inside_and_outside_the_window(aws_bot,
     assert "already exists" in private(aws_bot)
 
 
-async def test_snapshot_then_restore_from_it(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_snapshot_then_restore_from_it(aws_bot, aws_sandbox) -> None:
     await request_and_approve(aws_bot, "db snapshot --name cf-test-snap")
     snaps = boto(aws_sandbox, "rds").describe_db_snapshots(DBSnapshotIdentifier="cf-test-snap")["DBSnapshots"]
     assert snaps and snaps[0]["DBInstanceIdentifier"] == DB
@@ -94,7 +94,7 @@ async def test_snapshot_then_restore_from_it(aws_bot, aws_sandbox) -> None:  # t
     assert "Done:" in thread and _instance(aws_sandbox, "cf-snap-restore")
 
 
-async def test_replica_add_reboot_and_redis_scale(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_replica_add_reboot_and_redis_scale(aws_bot, aws_sandbox) -> None:
     thread = await request_and_approve(aws_bot, "db replica add")
     assert f"{DB}-replica-3" in thread and _instance(aws_sandbox, f"{DB}-replica-3")
     thread = await request_and_approve(aws_bot, "db reboot")
@@ -115,7 +115,7 @@ async def test_replica_add_reboot_and_redis_scale(aws_bot, aws_sandbox) -> None:
     assert members() == 2
 
 
-async def test_waf_rate_limit_updates_the_rule_with_its_lock_token(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_waf_rate_limit_updates_the_rule_with_its_lock_token(aws_bot, aws_sandbox) -> None:
     waf = boto(aws_sandbox, "wafv2")
 
     def limit() -> int:
@@ -135,7 +135,7 @@ async def test_waf_rate_limit_updates_the_rule_with_its_lock_token(aws_bot, aws_
     assert "between 10 and" in private(aws_bot)
 
 
-async def test_node_terminate_refuses_until_drained_then_terminates(aws_bot, aws_sandbox, kube, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_node_terminate_refuses_until_drained_then_terminates(aws_bot, aws_sandbox, kube, sandbox) -> None:
     node = sorted(n["metadata"]["name"] for n in await kube.list_nodes())[0]
     instance = (await kube.get_node(node))["spec"]["providerID"].rsplit("/", 1)[1]
     await aws_bot.slash(f"node terminate {node}")
@@ -150,7 +150,7 @@ async def test_node_terminate_refuses_until_drained_then_terminates(aws_bot, aws
     assert f"{instance} running → {instance} shutting-down" in thread
 
 
-async def test_a_denied_request_changes_nothing(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_denied_request_changes_nothing(aws_bot, aws_sandbox) -> None:
     before = _instance(aws_sandbox, DB)["AvailabilityZone"]
     await aws_bot.slash("db failover")
     await aws_bot.click(aws_bot.last_request()["ts"], "cf_deny", APPROVER)
@@ -158,7 +158,7 @@ async def test_a_denied_request_changes_nothing(aws_bot, aws_sandbox) -> None:  
     assert "Nothing was changed" in " | ".join(aws_bot.thread_texts(aws_bot.last_request()["ts"]))
 
 
-async def test_the_gate_check_itself_sees_writes_once_approved(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_the_gate_check_itself_sees_writes_once_approved(aws_bot) -> None:
     mark = len(aws_support.RUNNING[-1].front.requests)
     await request_and_approve(aws_bot, "nodegroup scale 3 20 4")
     assert ("eks", "POST /clusters/candlefish-collaboration/node-groups/general/update-config") in \

@@ -22,7 +22,7 @@ def _one_line(text: str) -> str:
     return text
 
 
-async def test_access_denied_names_the_missing_permission(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_access_denied_names_the_missing_permission(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("s3", "AccessDenied", "Access Denied", status=403)
     aws_sandbox.front.inject("rds", "AccessDenied", "User is not authorized to perform rds:DescribeDBInstances",
                              action="DescribeDBInstances", status=403)
@@ -35,7 +35,7 @@ async def test_access_denied_names_the_missing_permission(aws_bot, aws_sandbox) 
     assert "`rds:DescribeDBInstances`" in rds_line
 
 
-async def test_throttling_and_a_missing_resource(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_throttling_and_a_missing_resource(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("eks", "ThrottlingException", "Rate exceeded", status=400)
     await aws_bot.slash("cluster", user=VIEWER)
     assert "AWS is throttling the bot's calls" in _one_line(aws_bot.private_texts()[-1])
@@ -50,7 +50,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_an_unreachable_endpoint_is_a_network_failure(sim, kube, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unreachable_endpoint_is_a_network_failure(sim, kube, tmp_path, monkeypatch) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     point_env(monkeypatch, url)
     client = build_aws({"aws": {"timeout_seconds": 2}})
@@ -65,7 +65,7 @@ async def test_an_unreachable_endpoint_is_a_network_failure(sim, kube, tmp_path,
            f"to {url}." in line
 
 
-async def test_missing_credentials_are_named(sim, kube, aws_sandbox, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_missing_credentials_are_named(sim, kube, aws_sandbox, tmp_path, monkeypatch) -> None:
     point_env(monkeypatch, aws_sandbox.endpoint_url)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

@@ -22,7 +22,7 @@ def _called() -> set[str]:
     return {iam_action(service, op) for service, op in calls}
 
 
-def _statements() -> list[dict]:  # type: ignore[type-arg]
+def _statements() -> list[dict]:
     assert POLICY["Version"] == "2012-10-17"
     return [s for s in POLICY["Statement"] if s["Effect"] == "Allow"]
 

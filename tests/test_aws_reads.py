@@ -14,7 +14,7 @@ from tests.harness import VIEWER
 aws_sandbox, aws_client, aws_bot = aws_support.aws_sandbox, aws_support.aws_client, aws_support.aws_bot
 
 
-async def test_cluster_shows_status_version_and_node_group_scaling(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_cluster_shows_status_version_and_node_group_scaling(aws_bot) -> None:
     await aws_bot.slash("cluster", user=VIEWER)
     text = last_reply(aws_bot)
     assert "EKS cluster candlefish-collaboration: ACTIVE, Kubernetes 1.32" in text
@@ -22,7 +22,7 @@ async def test_cluster_shows_status_version_and_node_group_scaling(aws_bot) -> N
     assert "MIN" in text and "DESIRED" in text and "MAX" in text
 
 
-async def test_db_status_shows_multi_az_storage_restorable_time_and_maintenance(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_db_status_shows_multi_az_storage_restorable_time_and_maintenance(aws_bot) -> None:
     await aws_bot.slash("db status", user=VIEWER)
     text = last_reply(aws_bot)
     assert "RDS candlefish-collaboration-db: available" in text
@@ -33,7 +33,7 @@ async def test_db_status_shows_multi_az_storage_restorable_time_and_maintenance(
     assert "candlefish-collaboration-cluster" in text and "writer" in text
 
 
-async def test_db_events_and_snapshots(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_db_events_and_snapshots(aws_bot) -> None:
     await aws_bot.slash("db events --since 2h", user=VIEWER)
     text = last_reply(aws_bot)
     assert "in the last 2h" in text and "candlefish-collaboration-db" in text
@@ -44,7 +44,7 @@ async def test_db_events_and_snapshots(aws_bot) -> None:  # type: ignore[no-unty
     assert "not a duration" in private(aws_bot)
 
 
-async def test_lb_shows_targets_backed_by_the_clusters_nodes(aws_bot, kube) -> None:  # type: ignore[no-untyped-def]
+async def test_lb_shows_targets_backed_by_the_clusters_nodes(aws_bot, kube) -> None:
     await aws_bot.slash("lb", user=VIEWER)
     text = last_reply(aws_bot)
     assert "ALB candlefish-collaboration-alb: active" in text
@@ -54,14 +54,14 @@ async def test_lb_shows_targets_backed_by_the_clusters_nodes(aws_bot, kube) -> N
         assert f"{instance}:4001" in text
 
 
-async def test_s3_check_lists_the_bucket(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_s3_check_lists_the_bucket(aws_bot) -> None:
     await aws_bot.slash("s3 check", user=VIEWER)
     text = last_reply(aws_bot)
     assert "S3 bucket candlefish-collaboration-documents is reachable: 4 objects listed" in text
     assert "documents/2026/11/roadmap.md" in text
 
 
-async def test_aws_health_lists_events_or_says_it_is_unavailable(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_aws_health_lists_events_or_says_it_is_unavailable(aws_bot, aws_sandbox) -> None:
     await aws_bot.slash("aws health", user=VIEWER)
     text = last_reply(aws_bot)
     assert "AWS_RDS_MAINTENANCE_SCHEDULED" in text and "AWS_EC2_OPERATIONAL_ISSUE" in text
@@ -89,7 +89,7 @@ async def test_status_lines_for_eks_rds_and_alb(aws_client: Any) -> None:
     assert lines["ALB"].status == "ok" and "3/3 targets healthy" in lines["ALB"].detail
 
 
-async def test_aws_disabled_means_not_configured(sim, kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_aws_disabled_means_not_configured(sim, kube, tmp_path) -> None:
     from tests.aws_support import build_aws
     from tests.harness import start_bot
 

@@ -42,7 +42,7 @@ def _leaks(value: str) -> list[str]:
 
 
 async def test_rotation_moves_awscurrent_restarts_consumers_and_never_shows_the_value(
-        aws_bot, aws_sandbox, sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+        aws_bot, aws_sandbox, sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     old_id, old_value, _ = _secret(aws_sandbox)
     stamps = {d: await _restarted_at(sandbox, d) for d in CONSUMERS}
@@ -71,7 +71,7 @@ async def test_rotation_moves_awscurrent_restarts_consumers_and_never_shows_the_
     assert new_id in slack and new_id in audit
 
 
-async def test_a_denied_write_changes_nothing_and_says_so(aws_bot, aws_sandbox, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_denied_write_changes_nothing_and_says_so(aws_bot, aws_sandbox, sandbox) -> None:
     old_id = _secret(aws_sandbox)[0]
     stamp = await _restarted_at(sandbox, "graphql-api")
     aws_sandbox.front.inject("secretsmanager", "AccessDeniedException", "not authorized", action="PutSecretValue")
@@ -97,7 +97,7 @@ class RestartFails:
 
 
 async def test_a_part_way_failure_says_what_state_things_are_in_and_how_to_roll_back(
-        sim, kube, aws_client, aws_sandbox, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        sim, kube, aws_client, aws_sandbox, sandbox, tmp_path) -> None:
     bot = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", config=AWS_CONFIG,
                           services={"aws": aws_client, "kube": RestartFails(kube, "websocket-service")})
     try:
@@ -115,7 +115,7 @@ async def test_a_part_way_failure_says_what_state_things_are_in_and_how_to_roll_
     assert "`/cf restart graphql-api`" in thread
 
 
-async def test_a_secret_without_configured_consumers_is_refused(aws_bot) -> None:  # type: ignore[no-untyped-def]
+async def test_a_secret_without_configured_consumers_is_refused(aws_bot) -> None:
     await aws_bot.slash("secrets rotate candlefish/other")
     assert "No consumers are configured for `candlefish/other`" in private(aws_bot)
     assert aws_bot.requests() == []

@@ -87,7 +87,7 @@ async def raw(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:  # type: ignore[no-untyped-def]
+async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:
     target = {"timeout_seconds": 1, "scan_count": 100, **config}
     services = {"redis": Redis(url, timeout=target["timeout_seconds"], scan_count=target["scan_count"])} if url else {}
     return await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services=services,
@@ -95,7 +95,7 @@ async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:  #
 
 
 @pytest.fixture
-async def cachebot(sim, tmp_path: Path, private_redis: PrivateRedis) -> AsyncIterator[BotHarness]:  # type: ignore[no-untyped-def]
+async def cachebot(sim, tmp_path: Path, private_redis: PrivateRedis) -> AsyncIterator[BotHarness]:
     harness = await _bot(sim, tmp_path, private_redis.url)
     yield harness
     await harness.close()
@@ -165,7 +165,7 @@ async def test_bigkeys_finds_the_planted_keys_without_keys(cachebot: BotHarness,
     assert commands["cmdstat_scan"]["calls"] > 10  # SCAN COUNT 100: many short steps
 
 
-async def test_bigkeys_stops_at_its_time_budget(sim, tmp_path, private_redis, raw) -> None:  # type: ignore[no-untyped-def]
+async def test_bigkeys_stops_at_its_time_budget(sim, tmp_path, private_redis, raw) -> None:
     async with raw.pipeline(transaction=False) as pipe:
         for i in range(5000):
             pipe.set(f"k:{i}", i)
@@ -219,7 +219,7 @@ async def test_expire_scan_reclaims_expired_keys_after_approval(cachebot: BotHar
 # --- down, slow, not configured -----------------------------------------------------------------
 
 
-async def test_a_cache_that_is_down_fails_in_one_line(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cache_that_is_down_fails_in_one_line(sim, tmp_path) -> None:
     port = _free_port()
     bot = await _bot(sim, tmp_path, f"redis://:hunter2@127.0.0.1:{port}/0")
     try:
@@ -231,7 +231,7 @@ async def test_a_cache_that_is_down_fails_in_one_line(sim, tmp_path) -> None:  #
         await bot.close()
 
 
-async def test_a_cache_that_hangs_times_out_while_the_bot_answers_others(  # type: ignore[no-untyped-def]
+async def test_a_cache_that_hangs_times_out_while_the_bot_answers_others(
     sim, tmp_path, private_redis
 ) -> None:
     bot = await _bot(sim, tmp_path, private_redis.url)
@@ -251,7 +251,7 @@ async def test_a_cache_that_hangs_times_out_while_the_bot_answers_others(  # typ
         await bot.close()
 
 
-async def test_not_configured_says_which_variable_to_set(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_not_configured_says_which_variable_to_set(sim, tmp_path) -> None:
     bot = await _bot(sim, tmp_path, None)
     try:
         await bot.slash("redis hitrate")
@@ -291,7 +291,7 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
         build_redis(settings)
 
 
-async def test_demo_part_without_a_reachable_server_is_not_configured(  # type: ignore[no-untyped-def]
+async def test_demo_part_without_a_reachable_server_is_not_configured(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     monkeypatch.delenv("CF_TARGET_REDIS_URL", raising=False)

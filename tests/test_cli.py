@@ -53,7 +53,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     await stop(proc)
 
 
-async def test_scale_flow_through_the_real_processes(sim, cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_scale_flow_through_the_real_processes(sim, cluster, tmp_path: Path) -> None:
     _url, kubeconfig = cluster
     (tmp_path / "cf.yaml").write_text(CONFIG)
     port = free_port()
@@ -135,7 +135,7 @@ async def test_demo_scale_with_a_second_person_approving() -> None:
     assert text.count("graphql-api-") >= 10
 
 
-async def test_killed_mid_action_is_reported_interrupted_after_restart(sim, cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_killed_mid_action_is_reported_interrupted_after_restart(sim, cluster, tmp_path: Path) -> None:
     """A drain blocked by a disruption budget keeps running; kill -9 the bot; the next start says so."""
     _url, kubeconfig = cluster
     await kubectl(kubeconfig, "-n", "collaboration", "scale", "deployment", "websocket-service", "--replicas=2")
@@ -176,7 +176,7 @@ async def test_killed_mid_action_is_reported_interrupted_after_restart(sim, clus
         await stop(bot)
 
 
-async def test_two_bot_processes_on_one_postgres_run_an_approval_once(sim, cluster, tmp_path: Path, pg_url) -> None:  # type: ignore[no-untyped-def]
+async def test_two_bot_processes_on_one_postgres_run_an_approval_once(sim, cluster, tmp_path: Path, pg_url) -> None:
     """Two `cfbot run` processes share the store; the same Approve reaches both at once; it runs once."""
     _url, kubeconfig = cluster
     (tmp_path / "cf.yaml").write_text(CONFIG.replace("approver: [U0APPROVER]", "approver: [U0APPROVER, U0APPROVER2]"))

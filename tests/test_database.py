@@ -71,14 +71,14 @@ def other_database() -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:  # type: ignore[no-untyped-def]
+async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:
     services = {"postgres": Postgres(url, connect_timeout=1, statement_timeout_ms=3000)} if url else {}
     return await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                            config={"targets": {"postgres": config}} if config else None)
 
 
 @pytest.fixture
-async def dbbot(sim, tmp_path: Path, target_url: str) -> AsyncIterator[BotHarness]:  # type: ignore[no-untyped-def]
+async def dbbot(sim, tmp_path: Path, target_url: str) -> AsyncIterator[BotHarness]:
     harness = await _bot(sim, tmp_path, target_url)
     yield harness
     await harness.close()
@@ -94,7 +94,7 @@ def last_text(bot: BotHarness) -> str:
     return message["text"] + "\n" + json.dumps(message["blocks"])
 
 
-async def _session(url: str, app: str) -> psycopg.AsyncConnection:  # type: ignore[type-arg]
+async def _session(url: str, app: str) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(url, autocommit=True, application_name=app)
 
 
@@ -115,7 +115,7 @@ async def test_db_check_answers_with_latency(dbbot: BotHarness, target_url: str)
     assert "PostgreSQL is up: SELECT 1 in" in text and target_url.rpartition("/")[2] in text
 
 
-async def test_db_connections_counts_this_database_by_application(sim, tmp_path, target_url) -> None:  # type: ignore[no-untyped-def]
+async def test_db_connections_counts_this_database_by_application(sim, tmp_path, target_url) -> None:
     bot = await _bot(sim, tmp_path, target_url, max_connections_threshold=2)
     idle = [await _session(target_url, "cf-test-idle") for _ in range(3)]
     try:
@@ -140,7 +140,7 @@ async def test_db_slow_reads_pg_stat_statements(dbbot: BotHarness, target_url: s
     assert "pg_sleep" not in last_text(dbbot)
 
 
-async def test_db_slow_without_the_extension_says_how_to_enable_it(sim, tmp_path, other_database) -> None:  # type: ignore[no-untyped-def]
+async def test_db_slow_without_the_extension_says_how_to_enable_it(sim, tmp_path, other_database) -> None:
     bot = await _bot(sim, tmp_path, other_database)
     try:
         await bot.slash("db slow")
@@ -172,7 +172,7 @@ async def test_index_candidates_lists_unindexed_scattered_columns(dbbot: BotHarn
 # --- kill-long ----------------------------------------------------------------------------------
 
 
-async def test_kill_long_ends_the_old_query_and_nothing_else(  # type: ignore[no-untyped-def]
+async def test_kill_long_ends_the_old_query_and_nothing_else(
     sim, tmp_path, target_url, other_database
 ) -> None:
     bot = await _bot(sim, tmp_path, target_url)
@@ -186,7 +186,7 @@ async def test_kill_long_ends_the_old_query_and_nothing_else(  # type: ignore[no
     elsewhere_q = asyncio.create_task(elsewhere.execute("SELECT pg_sleep(60)"))
     await in_tx.execute("BEGIN")
     await in_tx.execute("SELECT 1")
-    young_q: asyncio.Task | None = None  # type: ignore[type-arg]
+    young_q: asyncio.Task | None = None
     try:
         await asyncio.sleep(3.2)
         young_q = asyncio.create_task(young.execute("SELECT pg_sleep(60)"))
@@ -323,7 +323,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_a_database_that_is_down_fails_in_one_line(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_database_that_is_down_fails_in_one_line(sim, tmp_path) -> None:
     port = _closed_port()
     bot = await _bot(sim, tmp_path, f"postgresql://postgres:hunter2@127.0.0.1:{port}/gone")
     try:
@@ -335,7 +335,7 @@ async def test_a_database_that_is_down_fails_in_one_line(sim, tmp_path) -> None:
         await bot.close()
 
 
-async def test_a_database_that_hangs_times_out_while_the_bot_answers_others(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_database_that_hangs_times_out_while_the_bot_answers_others(sim, tmp_path) -> None:
     held: list[asyncio.StreamWriter] = []
 
     async def swallow(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -371,7 +371,7 @@ async def test_diagnostic_sessions_are_read_only_and_bounded(target_url: str) ->
     assert await client.find_table(None, "cf_should_not_exist") is None
 
 
-async def test_not_configured_says_which_variable_to_set(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_not_configured_says_which_variable_to_set(sim, tmp_path) -> None:
     bot = await _bot(sim, tmp_path, None)
     try:
         await bot.slash("db check")
@@ -404,7 +404,7 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
         build_postgres(settings)
 
 
-async def test_demo_part_without_a_reachable_server_is_not_configured(  # type: ignore[no-untyped-def]
+async def test_demo_part_without_a_reachable_server_is_not_configured(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     monkeypatch.delenv("CF_TARGET_DATABASE_URL", raising=False)

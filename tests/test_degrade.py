@@ -47,7 +47,7 @@ async def pod_of(kube: Any, app: str) -> str:
 # --- AWS ------------------------------------------------------------------------------------------
 
 
-async def test_db_status_keeps_the_instance_when_pending_maintenance_fails(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_db_status_keeps_the_instance_when_pending_maintenance_fails(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("rds", "InternalFailure", "boom", action="DescribePendingMaintenanceActions", status=500)
     await aws_bot.slash("db status", user=VIEWER)
     text = said(aws_bot)
@@ -70,7 +70,7 @@ async def test_db_status_keeps_the_instance_when_pending_maintenance_fails(aws_b
     assert "CLUSTER MEMBER" not in text
 
 
-async def test_db_status_without_the_instance_is_the_usual_error(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_db_status_without_the_instance_is_the_usual_error(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("rds", "AccessDenied", "not authorized", action="DescribeDBInstances", status=403)
     await aws_bot.slash("db status", user=VIEWER)
     line = private(aws_bot)
@@ -78,7 +78,7 @@ async def test_db_status_without_the_instance_is_the_usual_error(aws_bot, aws_sa
     assert "unavailable (" not in line
 
 
-async def test_db_events_keeps_the_instance_events_when_the_cluster_events_fail(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_db_events_keeps_the_instance_events_when_the_cluster_events_fail(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("rds", "AccessDenied", "no", action="DescribeEvents", status=403,
                              params={"SourceType": "db-cluster"})
     await aws_bot.slash("db events --since 2h", user=VIEWER)
@@ -93,7 +93,7 @@ async def test_db_events_keeps_the_instance_events_when_the_cluster_events_fail(
     assert "AWS RDS: read RDS events of candlefish-collaboration-db: access denied" in private(aws_bot)
 
 
-async def test_lb_keeps_the_load_balancer_when_target_health_fails(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_lb_keeps_the_load_balancer_when_target_health_fails(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("elasticloadbalancing", "AccessDenied", "no", action="DescribeTargetHealth", status=403)
     await aws_bot.slash("lb", user=VIEWER)
     text = said(aws_bot)
@@ -108,7 +108,7 @@ async def test_lb_keeps_the_load_balancer_when_target_health_fails(aws_bot, aws_
     assert "AWS ELB: describe load balancer candlefish-collaboration-alb: AWS answered 500" in private(aws_bot)
 
 
-async def test_cluster_keeps_the_cluster_when_a_node_group_fails(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_cluster_keeps_the_cluster_when_a_node_group_fails(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("eks", "AccessDeniedException", "no", status=403,
                              path=r"GET /clusters/[^/]+/node-groups/[^/]+")
     await aws_bot.slash("cluster", user=VIEWER)
@@ -127,7 +127,7 @@ async def test_cluster_keeps_the_cluster_when_a_node_group_fails(aws_bot, aws_sa
     assert "AWS EKS: describe EKS cluster candlefish-collaboration: access denied" in private(aws_bot)
 
 
-async def test_status_lines_keep_their_primary_part(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_status_lines_keep_their_primary_part(aws_bot, aws_sandbox) -> None:
     aws_sandbox.front.inject("eks", "AccessDeniedException", "no", status=403,
                              path=r"GET /clusters/[^/]+/node-groups/[^/]+")
     aws_sandbox.front.inject("elasticloadbalancing", "AccessDenied", "no", action="DescribeTargetHealth", status=403)
@@ -144,7 +144,7 @@ async def test_status_lines_keep_their_primary_part(aws_bot, aws_sandbox) -> Non
 
 
 async def test_secrets_rotate_checks_degrade_to_warnings_and_the_wait_survives_a_failed_poll(
-        aws_bot, aws_sandbox, sandbox) -> None:  # type: ignore[no-untyped-def]
+        aws_bot, aws_sandbox, sandbox) -> None:
     path = f"/apis/apps/v1/namespaces/{NS}/deployments/graphql-api"
     sandbox.sandbox.fail(path, 500, "InternalError", times=1)  # the request's check of one consumer
     mark = len(aws_bot.requests())
@@ -171,7 +171,7 @@ async def test_secrets_rotate_checks_degrade_to_warnings_and_the_wait_survives_a
 # --- Kubernetes -----------------------------------------------------------------------------------
 
 
-async def test_status_shows_three_kubernetes_lines_when_events_fail(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_status_shows_three_kubernetes_lines_when_events_fail(bot, sandbox, sim) -> None:
     sandbox.sandbox.fail(EVENTS, 403, "Forbidden", 'events is forbidden: User "cf" cannot list resource "events"')
     await bot.slash("status", user=VIEWER)
     text = said(bot)
@@ -182,7 +182,7 @@ async def test_status_shows_three_kubernetes_lines_when_events_fail(bot, sandbox
     assert_slack_accepted_everything(sim)
 
 
-async def test_describe_keeps_the_object_when_its_events_or_pods_fail(bot, sandbox, kube) -> None:  # type: ignore[no-untyped-def]
+async def test_describe_keeps_the_object_when_its_events_or_pods_fail(bot, sandbox, kube) -> None:
     pod = await pod_of(kube, "graphql-api")
     node = (await kube.list_nodes())[0]["metadata"]["name"]
     sandbox.sandbox.fail(EVENTS, 500)
@@ -207,13 +207,13 @@ async def test_describe_keeps_the_object_when_its_events_or_pods_fail(bot, sandb
     assert f":warning: Kubernetes: pod {NS}/{pod}: the API server answered 500" in private(bot)
 
 
-async def test_a_miss_is_still_a_miss_when_the_list_of_names_fails(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_miss_is_still_a_miss_when_the_list_of_names_fails(bot, sandbox) -> None:
     sandbox.sandbox.fail("/api/v1/nodes", 500)
     await bot.slash("describe node no-such-node", user=VIEWER)
     assert "Node `no-such-node` was not found. Nodes: (the list is unavailable (500))." in private(bot)
 
 
-async def test_nodes_keeps_the_nodes_when_the_pods_fail(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_nodes_keeps_the_nodes_when_the_pods_fail(bot, sandbox, sim) -> None:
     sandbox.sandbox.fail("/api/v1/pods", 403, "Forbidden")
     await bot.slash("nodes", user=VIEWER)
     text = said(bot)
@@ -227,7 +227,7 @@ async def test_nodes_keeps_the_nodes_when_the_pods_fail(bot, sandbox, sim) -> No
     assert_slack_accepted_everything(sim)
 
 
-async def test_pods_and_top_keep_the_primary_list(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_pods_and_top_keep_the_primary_list(bot, sandbox) -> None:
     sandbox.sandbox.fail(f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods", 503, "ServiceUnavailable")
     await bot.slash("pods --sort memory", user=VIEWER)
     text = said(bot)
@@ -249,7 +249,7 @@ async def test_pods_and_top_keep_the_primary_list(bot, sandbox) -> None:  # type
     assert ":warning: Allocatable and status: unavailable (Forbidden)" in text
 
 
-async def test_secrets_keeps_the_secrets_when_the_deployments_fail(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_secrets_keeps_the_secrets_when_the_deployments_fail(bot, sandbox) -> None:
     sandbox.sandbox.fail(f"/apis/apps/v1/namespaces/{NS}/deployments", 403, "Forbidden")
     await bot.slash("secrets", user=VIEWER)
     text = said(bot)
@@ -257,7 +257,7 @@ async def test_secrets_keeps_the_secrets_when_the_deployments_fail(bot, sandbox)
     assert ":warning: Deployments (USED BY): unavailable (Forbidden)" in text
 
 
-async def test_backup_config_backs_up_what_it_can_read(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_backup_config_backs_up_what_it_can_read(bot, sandbox, sim) -> None:
     sandbox.sandbox.fail(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses", 403, "Forbidden")
     await bot.slash("backup config")
     text = said(bot)
@@ -274,7 +274,7 @@ async def test_backup_config_backs_up_what_it_can_read(bot, sandbox, sim) -> Non
     assert len(files_named(sim, "collaboration-backup-")) == before  # no partial file without the primary part
 
 
-async def test_crashloop_and_evidence_keep_the_pod_when_a_previous_log_fails(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_crashloop_and_evidence_keep_the_pod_when_a_previous_log_fails(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="crashloop") as env:
         pod = await pod_of(env.kube, "document-service")
         env.sandbox.fail(rf"{POD_LIST}/[^/]+/log", 500, query={"previous": "true"})
@@ -296,7 +296,7 @@ async def test_crashloop_and_evidence_keep_the_pod_when_a_previous_log_fails(sim
 # --- Slack steps of `incident declare` --------------------------------------------------------------
 
 
-async def test_incident_declare_names_each_slack_step_that_failed(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_incident_declare_names_each_slack_step_that_failed(sim, tmp_path) -> None:
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     try:
         sim.fail_next("conversations.setTopic", error="not_in_channel", status=200)

@@ -45,7 +45,7 @@ def _through(url: str, port: int) -> str:
 
 
 @pytest.fixture
-async def env(sim, tmp_path: Path, pg_database: str) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
+async def env(sim, tmp_path: Path, pg_database: str) -> AsyncIterator[Env]:
     pg_target, redis_target = urlsplit(pg_database), urlsplit(REDIS_URL)
     pg = await PgFaultProxy(pg_target.hostname or "127.0.0.1", pg_target.port or 5432).start()
     redis = await RedisFaultProxy(redis_target.hostname or "127.0.0.1", redis_target.port or 6379).start()
@@ -150,7 +150,7 @@ async def test_redis_hitrate_keeps_the_counts_when_info_server_fails(env: Env) -
 # --- scale all ------------------------------------------------------------------------------------
 
 
-async def test_scale_all_asks_anyway_when_the_autoscalers_cannot_be_listed(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_scale_all_asks_anyway_when_the_autoscalers_cannot_be_listed(bot, sandbox) -> None:
     sandbox.sandbox.fail(r"/apis/autoscaling/v\d+/namespaces/collaboration/horizontalpodautoscalers$", 403,
                          "Forbidden")
     mark = len(bot.requests())

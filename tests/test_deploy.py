@@ -183,7 +183,7 @@ def test_image_copies_every_package_the_project_installs() -> None:
     assert packages and packages <= copied, sorted(packages - copied)
 
 
-async def test_readyz_needs_the_store_and_slack_auth(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_readyz_needs_the_store_and_slack_auth(bot, sim) -> None:
     base = bot.app_url.rsplit("/slack/events", 1)[0]
     async with aiohttp.ClientSession() as session, session.get(f"{base}/readyz") as resp:
         assert resp.status == 200, await resp.text()

@@ -63,13 +63,13 @@ def test_registry_refuses_duplicates_at_import() -> None:
     reg = Registry()
 
     @command("thing", summary="x", area="Bot", registry=reg, aliases=["t"])
-    async def thing(ctx):  # type: ignore[no-untyped-def]
+    async def thing(ctx):
         return None
 
     with pytest.raises(DuplicateCommand, match="'t'"):
 
         @command("other", summary="y", area="Bot", registry=reg, aliases=["t"])
-        async def other(ctx):  # type: ignore[no-untyped-def]
+        async def other(ctx):
             return None
 
     assert len(reg) == 1 and reg.get("thing") is not None

@@ -42,7 +42,7 @@ def live_mrkdwn(sim: Any, since: int = 0) -> list[str]:
 # --- §1 patterns ---------------------------------------------------------------------------------
 
 
-async def test_catastrophic_patterns_answer_quickly_while_the_bot_stays_responsive(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_catastrophic_patterns_answer_quickly_while_the_bot_stays_responsive(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path) as env:
         bot = env.bot
         health = bot.app_url.replace("/slack/events", "/healthz")
@@ -70,7 +70,7 @@ async def test_catastrophic_patterns_answer_quickly_while_the_bot_stays_responsi
         assert_slack_accepted_everything(sim)
 
 
-async def test_patterns_re2_cannot_run_are_refused_with_a_reason(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_patterns_re2_cannot_run_are_refused_with_a_reason(bot) -> None:
     await bot.slash(r"logs graphql-api --grep '(a)\1'", user=VIEWER)
     await bot.slash("logs graphql-api --grep '(?=ERROR)x'", user=VIEWER)
     said = " ".join(bot.private_texts())
@@ -106,7 +106,7 @@ def test_guard_escapes_everything_but_the_bots_own_sequences() -> None:
     assert not LIVE.search(json.dumps(payload)) and payload["value"] == "<kept>"
 
 
-async def test_injected_text_reaches_no_slack_call_as_live_mrkdwn(sim, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_injected_text_reaches_no_slack_call_as_live_mrkdwn(sim, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     async with k8s_bot(sim, tmp_path) as env:
         bot = env.bot
@@ -129,7 +129,7 @@ async def test_injected_text_reaches_no_slack_call_as_live_mrkdwn(sim, tmp_path,
         assert_slack_accepted_everything(sim)
 
 
-async def test_incident_and_alert_text_reaches_no_slack_call_as_live_mrkdwn(sim, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_incident_and_alert_text_reaches_no_slack_call_as_live_mrkdwn(sim, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     try:
@@ -156,7 +156,7 @@ async def test_incident_and_alert_text_reaches_no_slack_call_as_live_mrkdwn(sim,
 
 
 @pytest.mark.parametrize("where", ["preface", "unknown", "usage"])
-async def test_what_the_user_typed_is_echoed_escaped(bot, where: str) -> None:  # type: ignore[no-untyped-def]
+async def test_what_the_user_typed_is_echoed_escaped(bot, where: str) -> None:
     typed = {"preface": "logs graphql-api --tail 1 --grep 'x` <!channel> `'", "unknown": "`<!here>` <https://evil.example|x>",
              "usage": "scale graphql-api `<!everyone>`"}[where]
     before = len(bot.sim.calls)
@@ -168,7 +168,7 @@ async def test_what_the_user_typed_is_echoed_escaped(bot, where: str) -> None:  
         assert ran and "\u02cb" in json.dumps(ran[-1]["blocks"], ensure_ascii=False)
 
 
-async def test_a_command_whose_text_says_payload_is_still_a_command(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_a_command_whose_text_says_payload_is_still_a_command(bot) -> None:
     """Bolt reads any form body containing "payload" as a click; the bot reads it as the command it is."""
     delivery = await bot.slash("logs graphql-api --tail 5 --grep payload", user=VIEWER)
     assert delivery.status == 200

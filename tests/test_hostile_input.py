@@ -39,7 +39,7 @@ def test_every_parser_returns_values_or_a_usage_error(index: int, tokens: list[s
 
 @given(text=st.one_of(st.text(max_size=80), st.lists(token, max_size=6).map(" ".join)))
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-async def test_any_text_gets_an_answer_and_never_a_traceback(bot, text: str) -> None:  # type: ignore[no-untyped-def]
+async def test_any_text_gets_an_answer_and_never_a_traceback(bot, text: str) -> None:
     before = len(bot.sim.calls)
     await bot.runtime.dispatcher.handle(Origin(user=OPERATOR, channel=CHANNEL), text)
     await bot.settle()
@@ -50,13 +50,13 @@ async def test_any_text_gets_an_answer_and_never_a_traceback(bot, text: str) -> 
     assert "Traceback" not in shown and "Something went wrong" not in shown, shown[:500]
 
 
-async def post(bot, body: bytes | str, signed: bool = True, content_type: str = "application/x-www-form-urlencoded"):  # type: ignore[no-untyped-def]
+async def post(bot, body: bytes | str, signed: bool = True, content_type: str = "application/x-www-form-urlencoded"):
     raw = body.decode("latin-1") if isinstance(body, bytes) else body
     headers = {**sign(raw, SIGNING_SECRET), "Content-Type": content_type} if signed else {"Content-Type": content_type}
     return await bot.driver.post_raw(raw, headers)
 
 
-async def test_malformed_payloads_get_4xx(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_payloads_get_4xx(bot) -> None:
     cases = {
         "not a form at all": "garbage{{",
         "payload that is not JSON": "payload=" + urllib.parse.quote("{not json"),
@@ -71,7 +71,7 @@ async def test_malformed_payloads_get_4xx(bot) -> None:  # type: ignore[no-untyp
     await bot.settle()
 
 
-async def test_oversized_and_undecodable_bodies_get_4xx(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_oversized_and_undecodable_bodies_get_4xx(bot) -> None:
     huge = ("text=" + "a" * 1_200_000).encode()
     headers = {**sign(huge.decode(), SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
     async with aiohttp.ClientSession() as session, session.post(bot.app_url, data=io.BytesIO(huge),
@@ -86,7 +86,7 @@ async def test_signature_checks_cannot_be_configured_away() -> None:
     assert "verif" not in json.dumps(Settings.model_json_schema()).lower()
 
 
-async def test_unsigned_request_is_refused_whatever_it_says(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_unsigned_request_is_refused_whatever_it_says(bot) -> None:
     body = "command=%2Fcf&text=scale+graphql-api+10&user_id=U0OPERATOR&channel_id=C0INCIDENT"
     assert (await post(bot, body, signed=False)).status == 401
     await bot.settle()

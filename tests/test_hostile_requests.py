@@ -69,7 +69,7 @@ def log_buffer() -> Iterator[LogBuffer]:
 
 
 @pytest.fixture
-async def bot(sim, tmp_path, monkeypatch, log_buffer):  # type: ignore[no-untyped-def]
+async def bot(sim, tmp_path, monkeypatch, log_buffer):
     monkeypatch.setenv("CF_ALERTS_TOKEN", ALERT_TOKEN)
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     log_buffer.since_mark()  # start-up lines are not what these tests judge
@@ -245,7 +245,7 @@ async def test_access_log_lines_are_masked(sim, tmp_path, monkeypatch, log_buffe
         await harness.close()
 
 
-def test_every_configured_secret_is_collected_for_masking(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_configured_secret_is_collected_for_masking(monkeypatch) -> None:
     settings = parse_settings({"incident_channel": CHANNEL, "alerts": {"token_env": "MY_AM_TOKEN"}}, "test")
     env = {
         "SLACK_BOT_TOKEN": "xoxb-bot-token-value",

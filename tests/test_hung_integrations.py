@@ -69,7 +69,7 @@ def count(texts: list[str], part: str) -> int:
     return sum(part in t for t in texts)
 
 
-async def test_a_frozen_api_server_stalls_only_the_commands_that_need_it(sim, tmp_path, pg_database) -> None:  # type: ignore[no-untyped-def]
+async def test_a_frozen_api_server_stalls_only_the_commands_that_need_it(sim, tmp_path, pg_database) -> None:
     async with sandbox_process(tmp_path) as (proc, kubeconfig):
         kube = Kube.from_config(kubeconfig, timeout=KUBE_TIMEOUT)
         services = {"kube": kube, "postgres": Postgres(pg_database, connect_timeout=2)}
@@ -119,7 +119,7 @@ async def test_a_frozen_api_server_stalls_only_the_commands_that_need_it(sim, tm
             kube.close()
 
 
-async def test_the_store_does_not_share_the_default_executor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_store_does_not_share_the_default_executor(tmp_path) -> None:
     """Whatever else fills the loop's default thread pool, the SQLite store still answers."""
     store = await Store.open(f"sqlite:///{tmp_path / 'cf.db'}")
     release = threading.Event()
@@ -181,7 +181,7 @@ async def test_work_slots_are_put_down_while_waiting_and_all_returned() -> None:
     assert sorted(inside) == list(range(6)) and slots._value == 2
 
 
-async def test_a_hung_aws_endpoint_fails_within_the_deadline(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_hung_aws_endpoint_fails_within_the_deadline(monkeypatch) -> None:
     hole = BlackHole()
     port = await hole.start()
     aws_support.point_env(monkeypatch, f"http://127.0.0.1:{port}")

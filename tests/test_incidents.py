@@ -15,7 +15,7 @@ from tests.incident_support import button, buttons, start
 
 
 @pytest.fixture
-async def bot(sim, tmp_path):  # type: ignore[no-untyped-def]
+async def bot(sim, tmp_path):
     sim.usergroups = {"S0RESPOND": ["U0RESP1", "U0RESP2"]}
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}",
                           config={"incidents": {"responders": ["U0ONCALL", "S0RESPOND"]}})
@@ -27,19 +27,19 @@ def today() -> str:
     return time.strftime("%Y%m%d", time.gmtime())
 
 
-def channel_named(sim, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def channel_named(sim, name: str) -> dict[str, Any]:
     found = [c for c in sim.channels.values() if c["name"] == name]
     assert found, f"no channel #{name}; channels: {[c['name'] for c in sim.channels.values()]}"
     return found[0]
 
 
-def pinned(sim, channel: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def pinned(sim, channel: dict[str, Any]) -> dict[str, Any]:
     ts = sim.pins(channel["id"])
     assert len(ts) == 1
     return next(m for m in sim.messages(channel["id"]) if m["ts"] == ts[0])
 
 
-async def test_one_line_declare_builds_the_incident_channel(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_one_line_declare_builds_the_incident_channel(bot, sim) -> None:
     delivery = await bot.slash("incident declare sev1 Editor is down", user=OPERATOR)
     assert delivery.status == 200 and delivery.elapsed < 1.0
     ch = channel_named(sim, f"inc-{today()}-editor-is-down")
@@ -61,7 +61,7 @@ async def test_one_line_declare_builds_the_incident_channel(bot, sim) -> None:  
     assert events[0] == "declared"
 
 
-async def test_name_taken_moves_to_the_next_suffix_and_long_titles_fit(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_name_taken_moves_to_the_next_suffix_and_long_titles_fit(bot, sim) -> None:
     base = f"inc-{today()}-database-outage"
     sim.add_channel(name=base)
     sim.add_channel(name=f"{base}-2")
@@ -76,7 +76,7 @@ async def test_name_taken_moves_to_the_next_suffix_and_long_titles_fit(bot, sim)
     assert len(created[-1]) <= 80 and created[-1].startswith(f"inc-{today()}-unicode-title-with-punctuation")
 
 
-async def test_modal_declares_with_its_fields(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_modal_declares_with_its_fields(bot, sim) -> None:
     await bot.slash("incident declare", user=OPERATOR)
     assert len(sim.views) == 1
     view = next(iter(sim.views.values()))
@@ -96,7 +96,7 @@ async def test_modal_declares_with_its_fields(bot, sim) -> None:  # type: ignore
     assert "Database outage" in json.dumps(pinned(sim, ch)["blocks"])
 
 
-async def test_viewer_gets_no_modal_and_no_incident(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_viewer_gets_no_modal_and_no_incident(bot, sim) -> None:
     await bot.slash("incident declare", user=VIEWER)
     await bot.slash("incident declare sev1 Everything is on fire", user=VIEWER)
     assert not sim.views
@@ -104,7 +104,7 @@ async def test_viewer_gets_no_modal_and_no_incident(bot, sim) -> None:  # type: 
     assert any("operator* role" in t for t in bot.private_texts())
 
 
-async def test_assign_update_resolve_and_timeline(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_assign_update_resolve_and_timeline(bot, sim) -> None:
     await bot.slash("incident declare sev2 GraphQL errors", user=OPERATOR)
     ch = channel_named(sim, f"inc-{today()}-graphql-errors")
     cid = ch["id"]
@@ -140,7 +140,7 @@ async def test_assign_update_resolve_and_timeline(bot, sim) -> None:  # type: ig
     assert any("already resolved" in t for t in bot.private_texts())
 
 
-async def test_outside_the_channel_the_incident_must_be_clear(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_outside_the_channel_the_incident_must_be_clear(bot, sim) -> None:
     await bot.slash("incident update Still looking", user=OPERATOR)
     assert any("No incident is open" in t for t in bot.private_texts())
     await bot.slash("incident declare sev2 First thing", user=OPERATOR)
@@ -158,7 +158,7 @@ async def test_outside_the_channel_the_incident_must_be_clear(bot, sim) -> None:
     assert "INC-1" in listing and "INC-2" in listing
 
 
-async def test_bad_assignments_are_refused(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_assignments_are_refused(bot, sim) -> None:
     await bot.slash("incident declare sev4 Minor glitch", user=OPERATOR)
     cid = channel_named(sim, f"inc-{today()}-minor-glitch")["id"]
     await bot.slash("incident assign captain <@U0X>", user=OPERATOR, channel=cid)

@@ -30,24 +30,24 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def bot(sim, tmp_path, clock):  # type: ignore[no-untyped-def]
+async def bot(sim, tmp_path, clock):
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", clock=clock,
                           config={"alerts": {"health_samples": 3}})
     yield harness
     await harness.close()
 
 
-def posts(bot, channel: str = CHANNEL) -> list[str]:  # type: ignore[no-untyped-def]
+def posts(bot, channel: str = CHANNEL) -> list[str]:
     return [m["text"] for m in bot.messages(channel)]
 
 
-async def tick(bot, name: str) -> bool:  # type: ignore[no-untyped-def]
+async def tick(bot, name: str) -> bool:
     ran = await bot.runtime.scheduler.tick(name)
     await bot.settle()
     return bool(ran)
 
 
-async def test_reminders_follow_severity_and_stop_on_resolve(bot, sim, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_reminders_follow_severity_and_stop_on_resolve(bot, sim, clock) -> None:
     await bot.slash("incident declare sev1 Editor is down", user=OPERATOR)
     cid = next(c["id"] for c in sim.channels.values() if c["name"].startswith("inc-"))
 
@@ -76,7 +76,7 @@ async def test_reminders_follow_severity_and_stop_on_resolve(bot, sim, clock) ->
     assert reminders() == 2
 
 
-async def test_health_check_says_breach_and_recovery_once(bot, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_health_check_says_breach_and_recovery_once(bot, clock, monkeypatch) -> None:
     state: dict[str, Any] = {"status": "ok", "ms": 120.0}
 
     async def api(ctx: Any) -> list[Check]:
@@ -128,7 +128,7 @@ class FakeAws:
         return [{"DBSnapshotIdentifier": "rds:nightly", "SnapshotCreateTime": self._at(self.snapshot_age)}]
 
 
-async def test_rpo_check_warns_once_and_recovers(sim, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_rpo_check_warns_once_and_recovers(sim, tmp_path, clock) -> None:
     aws = FakeAws(clock)
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", clock=clock, services={"aws": aws})
     try:
@@ -154,14 +154,14 @@ async def test_rpo_check_warns_once_and_recovers(sim, tmp_path, clock) -> None: 
         await bot.close()
 
 
-async def test_rpo_check_without_aws_is_skipped_with_a_log_line(bot, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_rpo_check_without_aws_is_skipped_with_a_log_line(bot, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="incidents.jobs"):
         assert await tick(bot, "rpo.check")
     assert any("RPO check skipped" in r.message for r in caplog.records)
     assert posts(bot) == []
 
 
-async def test_expired_approval_loses_its_buttons(sim, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_expired_approval_loses_its_buttons(sim, tmp_path, clock) -> None:
     site = await StatuspageStandIn().start()
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", clock=clock,
                       services={"statuspage": Statuspage(site.url, "page1", "k", timeout=5)},
@@ -181,7 +181,7 @@ async def test_expired_approval_loses_its_buttons(sim, tmp_path, clock) -> None:
         await site.stop()
 
 
-async def test_two_schedulers_on_one_postgres_run_a_job_once(sim, pg_url, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_two_schedulers_on_one_postgres_run_a_job_once(sim, pg_url, clock) -> None:
     stores = [await Store.open(pg_url), await Store.open(pg_url)]
     runs: list[str] = []
     schedulers = [Scheduler(s, f"replica-{i}", clock) for i, s in enumerate(stores)]
@@ -219,7 +219,7 @@ async def test_two_schedulers_on_one_postgres_run_a_job_once(sim, pg_url, clock)
         await two.close()
 
 
-async def test_home_tab_shows_incidents_approvals_and_health(bot, sim, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_home_tab_shows_incidents_approvals_and_health(bot, sim, clock, monkeypatch) -> None:
     async def api(ctx: Any) -> list[Check]:
         return [Check("API", "fail", "HTTP 503", 80.0)]
 

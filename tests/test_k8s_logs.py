@@ -16,7 +16,7 @@ from tests.harness import VIEWER
 from tests.k8s_support import assert_slack_accepted_everything, files_named, k8s_bot, last_reply
 
 
-async def test_logs_of_an_app_newest_first_with_the_rest_attached(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_logs_of_an_app_newest_first_with_the_rest_attached(bot, sim) -> None:
     await bot.slash("logs graphql-api --grep ERROR --tail 500")
     text = last_reply(bot)
     assert "graphql-api:" in text and "matching `ERROR`" in text and "from 3 pods" in text
@@ -33,7 +33,7 @@ async def test_logs_of_an_app_newest_first_with_the_rest_attached(bot, sim) -> N
     assert_slack_accepted_everything(sim)
 
 
-async def test_logs_since_and_one_pod(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_logs_since_and_one_pod(bot, sim) -> None:
     await bot.slash("logs websocket-service --since 1m")
     text = last_reply(bot)
     assert "in the last 1m" in text and "[ws]" in text
@@ -44,7 +44,7 @@ async def test_logs_since_and_one_pod(bot, sim) -> None:  # type: ignore[no-unty
     assert f"{name}: 5 lines of logs from 1 pod" in text
 
 
-async def test_previous_logs_of_a_crashed_container(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_previous_logs_of_a_crashed_container(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="crashloop") as env:
         await env.bot.slash("logs document-service --previous --tail 20")
         text = last_reply(env.bot)
@@ -53,7 +53,7 @@ async def test_previous_logs_of_a_crashed_container(sim, tmp_path) -> None:  # t
         assert_slack_accepted_everything(sim)
 
 
-async def test_logs_bad_input_changes_nothing_and_says_how(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_logs_bad_input_changes_nothing_and_says_how(bot, sim) -> None:
     await bot.slash("logs graphql-api --since ten")
     await bot.slash("logs graphql-api --grep '(unclosed'")
     await bot.slash("logs graphql-api --tail 0")
@@ -74,7 +74,7 @@ async def targets() -> AsyncIterator[ProbeTargets]:
     await stand_ins.stop()
 
 
-async def test_metrics_and_ws_probe_against_the_stand_ins(sim, tmp_path, targets) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_and_ws_probe_against_the_stand_ins(sim, tmp_path, targets) -> None:
     async with k8s_bot(sim, tmp_path, config={"probes": targets.probes_config()}) as env:
         await env.bot.slash("metrics websocket-service websocket_active_connections", user=VIEWER)
         text = last_reply(env.bot)
@@ -105,7 +105,7 @@ async def _app(handler: Any) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def test_status_with_a_failing_and_a_slow_endpoint(sim, tmp_path, targets) -> None:  # type: ignore[no-untyped-def]
+async def test_status_with_a_failing_and_a_slow_endpoint(sim, tmp_path, targets) -> None:
     async def broken(request: web.Request) -> web.Response:
         return web.json_response({"status": "down"}, status=503)
 
@@ -142,7 +142,7 @@ async def test_status_with_a_failing_and_a_slow_endpoint(sim, tmp_path, targets)
     assert_slack_accepted_everything(sim)
 
 
-async def test_ws_probe_failure_is_one_clear_line(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_ws_probe_failure_is_one_clear_line(sim, tmp_path) -> None:
     config = {"probes": {"websocket_url": "ws://127.0.0.1:9/graphql"}}
     async with k8s_bot(sim, tmp_path, config=config) as env:
         await env.bot.slash("ws probe")

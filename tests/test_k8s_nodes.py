@@ -11,12 +11,12 @@ from tests.k8s_support import NS, assert_slack_accepted_everything, request_and_
 NODE = "ip-10-0-1-11.ec2.internal"
 
 
-async def pods_on(kubeconfig: str, node: str) -> list[dict]:  # type: ignore[type-arg]
+async def pods_on(kubeconfig: str, node: str) -> list[dict]:
     out = await kubectl(kubeconfig, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json")
     return list(json.loads(out)["items"])
 
 
-def evictable(pods: list[dict]) -> list[str]:  # type: ignore[type-arg]
+def evictable(pods: list[dict]) -> list[str]:
     return [p["metadata"]["name"] for p in pods
             if not any(o.get("kind") == "DaemonSet" for o in p["metadata"].get("ownerReferences") or [])]
 
@@ -26,7 +26,7 @@ async def unschedulable(kubeconfig: str, node: str) -> bool:
     return out.strip() == "true"
 
 
-async def test_drain_cordons_and_evicts_everything_but_daemonsets(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_drain_cordons_and_evicts_everything_but_daemonsets(bot, sandbox, sim) -> None:
     before = await pods_on(sandbox.kubeconfig, NODE)
     to_go = evictable(before)
     assert to_go, "the seeded node should run application pods"
@@ -46,7 +46,7 @@ async def test_drain_cordons_and_evicts_everything_but_daemonsets(bot, sandbox, 
     assert_slack_accepted_everything(sim)
 
 
-async def test_drain_honours_a_disruption_budget_and_stops_clearly(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_drain_honours_a_disruption_budget_and_stops_clearly(bot, sandbox, sim) -> None:
     await kubectl(sandbox.kubeconfig, "-n", NS, "create", "poddisruptionbudget", "graphql-strict",
                   "--selector=app=graphql-api", "--min-available=3")
     node = next(p["spec"]["nodeName"] for p in json.loads(await kubectl(
@@ -62,7 +62,7 @@ async def test_drain_honours_a_disruption_budget_and_stops_clearly(bot, sandbox,
     assert_slack_accepted_everything(sim)
 
 
-async def test_cordon_and_uncordon(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_cordon_and_uncordon(bot, sandbox) -> None:
     _, thread = await request_and_approve(bot, f"cordon {NODE}")
     assert await unschedulable(sandbox.kubeconfig, NODE)
     assert "Ready → Ready,SchedulingDisabled" in thread
@@ -71,7 +71,7 @@ async def test_cordon_and_uncordon(bot, sandbox) -> None:  # type: ignore[no-unt
     assert "Ready,SchedulingDisabled → Ready" in thread
 
 
-async def test_drain_refuses_unmanaged_pods_without_force(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_drain_refuses_unmanaged_pods_without_force(bot, sandbox) -> None:
     await kubectl(sandbox.kubeconfig, "-n", NS, "run", "debug-shell", "--image=busybox", "--restart=Never")
     pod = json.loads(await kubectl(sandbox.kubeconfig, "-n", NS, "get", "pod", "debug-shell", "-o", "json"))
     node = pod["spec"]["nodeName"]
@@ -86,7 +86,7 @@ async def test_drain_refuses_unmanaged_pods_without_force(bot, sandbox) -> None:
     assert "debug-shell" not in await kubectl(sandbox.kubeconfig, "-n", NS, "get", "pods", "--no-headers")
 
 
-async def test_bad_node_input_changes_nothing(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_node_input_changes_nothing(bot, sandbox, sim) -> None:
     await bot.slash("node drain Not_A_Node", user=OPERATOR)
     await bot.slash("node drain ip-10-9-9-9.ec2.internal", user=OPERATOR)
     await bot.slash(f"node drain {NODE} --timeout forever", user=OPERATOR)

@@ -9,7 +9,7 @@ from tests.harness import OPERATOR, kubectl
 from tests.k8s_support import NS, assert_slack_accepted_everything, last_reply, request_and_approve
 
 
-async def deployments(kubeconfig: str) -> list[dict]:  # type: ignore[type-arg]
+async def deployments(kubeconfig: str) -> list[dict]:
     return list(json.loads(await kubectl(kubeconfig, "-n", NS, "get", "deployments", "-o", "json"))["items"])
 
 
@@ -18,7 +18,7 @@ async def image(kubeconfig: str, name: str) -> str:
                          "-o", "jsonpath={.spec.template.spec.containers[0].image}")
 
 
-async def test_rollout_history_and_undo_goes_back(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_rollout_history_and_undo_goes_back(bot, sandbox, sim) -> None:
     await bot.slash("rollout history graphql-api")
     text = last_reply(bot)
     assert "2 revisions, current 2" in text
@@ -40,7 +40,7 @@ async def test_rollout_history_and_undo_goes_back(bot, sandbox, sim) -> None:  #
     assert_slack_accepted_everything(sim)
 
 
-async def test_rollout_undo_refusals_change_nothing(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_rollout_undo_refusals_change_nothing(bot, sandbox) -> None:
     await bot.slash("rollout undo graphql-api --to-revision 9", user=OPERATOR)
     await bot.slash("rollout undo graphql-api --to-revision 2", user=OPERATOR)
     await bot.slash("rollout undo nosuch", user=OPERATOR)
@@ -55,7 +55,7 @@ async def test_rollout_undo_refusals_change_nothing(bot, sandbox) -> None:  # ty
     assert (await image(sandbox.kubeconfig, "graphql-api")).endswith(":2.14.3")
 
 
-async def test_restart_all(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_all(bot, sandbox, sim) -> None:
     _, thread = await request_and_approve(bot, "restart all")
     stamped = [d["metadata"]["name"] for d in await deployments(sandbox.kubeconfig)
                if "kubectl.kubernetes.io/restartedAt" in (d["spec"]["template"]["metadata"].get("annotations") or {})]
@@ -64,7 +64,7 @@ async def test_restart_all(bot, sandbox, sim) -> None:  # type: ignore[no-untype
     assert_slack_accepted_everything(sim)
 
 
-async def test_scale_all_warns_about_autoscalers(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_scale_all_warns_about_autoscalers(bot, sandbox, sim) -> None:
     await bot.slash("scale all 5", user=OPERATOR)
     request = json.dumps(bot.last_request()["blocks"])
     assert "graphql-api is managed by HPA graphql-api" in request
@@ -79,7 +79,7 @@ async def test_scale_all_warns_about_autoscalers(bot, sandbox, sim) -> None:  # 
     assert_slack_accepted_everything(sim)
 
 
-async def test_hpa(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_hpa(bot, sim) -> None:
     await bot.slash("hpa")
     text = last_reply(bot)
     assert "2 autoscalers" in text

@@ -26,7 +26,7 @@ APPLIED = "applied-secret-Kp3wR7"
 SEEDED = "sandbox-jwt-4f1c9e2b7a6d8e0f3b5a1c7d9e2f4a6b"  # app-secrets/JWT_SECRET in the seeded world
 
 
-async def plant_secrets(kubeconfig: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def plant_secrets(kubeconfig: str, tmp_path) -> None:
     await kubectl(kubeconfig, "-n", NS, "create", "secret", "generic", "planted-creds",
                   f"--from-literal=api-token={PLANTED}")
     manifest = tmp_path / "applied.yaml"  # `kubectl apply` keeps the value in last-applied-configuration too
@@ -40,7 +40,7 @@ async def first_pod(kubeconfig: str, app: str) -> str:
                          "-o", "jsonpath={.items[0].metadata.name}")
 
 
-async def test_no_secret_value_reaches_slack_logs_or_audit(bot, sandbox, sim, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_no_secret_value_reaches_slack_logs_or_audit(bot, sandbox, sim, tmp_path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     await plant_secrets(sandbox.kubeconfig, tmp_path)
     pod = await first_pod(sandbox.kubeconfig, "graphql-api")
@@ -63,7 +63,7 @@ async def test_no_secret_value_reaches_slack_logs_or_audit(bot, sandbox, sim, tm
     assert_slack_accepted_everything(sim)
 
 
-async def test_secrets_flags_references_to_missing_secrets(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_secrets_flags_references_to_missing_secrets(bot, sandbox) -> None:
     await kubectl(sandbox.kubeconfig, "-n", NS, "delete", "secret", "redis-credentials")
     await bot.slash("get secrets")
     text = last_reply(bot)
@@ -71,7 +71,7 @@ async def test_secrets_flags_references_to_missing_secrets(bot, sandbox) -> None
     assert "Values are never shown" in text
 
 
-async def test_evidence_uploads_logs_and_spec_with_hashes_in_the_audit(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_evidence_uploads_logs_and_spec_with_hashes_in_the_audit(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="crashloop") as env:
         pod = await first_pod(env.kubeconfig, "document-service")
         await env.bot.slash(f"evidence {pod}")
@@ -94,7 +94,7 @@ async def test_evidence_uploads_logs_and_spec_with_hashes_in_the_audit(sim, tmp_
         assert_slack_accepted_everything(sim)
 
 
-async def test_backup_config_is_one_restorable_yaml(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_backup_config_is_one_restorable_yaml(bot, sim) -> None:
     await bot.slash("backup config")
     text = last_reply(bot)
     assert "Backup of namespace `collaboration`" in text and "<redacted>" in text
@@ -113,7 +113,7 @@ async def replicas(kubeconfig: str, name: str) -> int:
     return int(await kubectl(kubeconfig, "-n", NS, "get", "deployment", name, "-o", "jsonpath={.spec.replicas}"))
 
 
-async def test_isolate_needs_an_admin_approver(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_isolate_needs_an_admin_approver(bot, sandbox, sim) -> None:
     await bot.slash("isolate document-service", user=OPERATOR)
     request = bot.last_request()
     assert "an admin" in json.dumps(request["blocks"])
@@ -131,7 +131,7 @@ async def network_policy(kubeconfig: str) -> str:
     return await kubectl(kubeconfig, "-n", NS, "get", "networkpolicy", "collaboration-network-policy", "-o", "yaml")
 
 
-async def test_block_ip_adds_the_cidr_to_the_except_list(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_block_ip_adds_the_cidr_to_the_except_list(bot, sandbox, sim) -> None:
     _, thread = await request_and_approve(bot, "block-ip 203.0.113.7")
     policy = yaml.safe_load(await network_policy(sandbox.kubeconfig))
     block = policy["spec"]["ingress"][0]["from"][0]["ipBlock"]
@@ -142,7 +142,7 @@ async def test_block_ip_adds_the_cidr_to_the_except_list(bot, sandbox, sim) -> N
     assert_slack_accepted_everything(sim)
 
 
-async def test_block_ip_creates_the_policy_when_missing(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_block_ip_creates_the_policy_when_missing(bot, sandbox) -> None:
     await kubectl(sandbox.kubeconfig, "-n", NS, "delete", "networkpolicy", "collaboration-network-policy")
     await bot.slash("block-ip 192.0.2.99/32", user=OPERATOR)
     assert "does not exist: it will be created" in json.dumps(bot.last_request()["blocks"])
@@ -151,7 +151,7 @@ async def test_block_ip_creates_the_policy_when_missing(bot, sandbox) -> None:  
     assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"] == {"cidr": "0.0.0.0/0", "except": ["192.0.2.99/32"]}
 
 
-async def test_bad_cidrs_get_a_usage_line_and_change_nothing(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_cidrs_get_a_usage_line_and_change_nothing(bot, sandbox, sim) -> None:
     before = await network_policy(sandbox.kubeconfig)
     for cidr in ("0.0.0.0/0", "::/0", "1.2.3.4/1", "203.0.113.7/24", "not-an-ip", "999.1.1.1", "10.0.0.0/8"):
         await bot.slash(f"block-ip {cidr}", user=OPERATOR)

@@ -15,7 +15,7 @@ from tests.k8s_support import assert_slack_accepted_everything, k8s_bot, last_re
 CRASHING_NODE = "ip-10-0-3-13.ec2.internal"
 
 
-async def test_status_all_clear_in_one_message(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_status_all_clear_in_one_message(bot, sim) -> None:
     before = len(bot.messages())
     await bot.slash("status", user=VIEWER)
     assert len(bot.messages()) == before + 1
@@ -26,7 +26,7 @@ async def test_status_all_clear_in_one_message(bot, sim) -> None:  # type: ignor
     assert_slack_accepted_everything(sim)
 
 
-async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, extra_pods=1000) as env:
         calls = env.kube.calls
         served = env.sandbox.api_calls
@@ -44,7 +44,7 @@ async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path)
         assert_slack_accepted_everything(sim)
 
 
-async def test_status_in_a_node_outage_names_the_node_and_its_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_status_in_a_node_outage_names_the_node_and_its_pods(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="node-not-ready") as env:
         await env.bot.slash("status")
         text = last_reply(env.bot)
@@ -62,7 +62,7 @@ async def test_status_in_a_node_outage_names_the_node_and_its_pods(sim, tmp_path
         assert_slack_accepted_everything(sim)
 
 
-async def test_crashloop_scenario(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_crashloop_scenario(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="crashloop") as env:
         await env.bot.slash("crashloop")
         text = last_reply(env.bot)
@@ -85,7 +85,7 @@ async def test_crashloop_scenario(sim, tmp_path) -> None:  # type: ignore[no-unt
         assert_slack_accepted_everything(sim)
 
 
-async def test_memory_pressure_shows_in_top_and_pods(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_memory_pressure_shows_in_top_and_pods(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="memory-pressure") as env:
         await env.bot.slash("top pods --sort memory")
         text = last_reply(env.bot)
@@ -102,7 +102,7 @@ async def test_memory_pressure_shows_in_top_and_pods(sim, tmp_path) -> None:  # 
         assert "No pods in CrashLoopBackOff" in last_reply(env.bot)
 
 
-async def test_describe_deployment_and_get_aliases(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_describe_deployment_and_get_aliases(bot, sim) -> None:
     await bot.slash("describe deployment graphql-api")
     text = last_reply(bot)
     assert "3/3 ready" in text and "cpu 500m/1, memory 512Mi/1Gi" in text
@@ -116,7 +116,7 @@ async def test_describe_deployment_and_get_aliases(bot, sim) -> None:  # type: i
     assert_slack_accepted_everything(sim)
 
 
-async def test_bad_names_and_flags_get_a_usage_line(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_names_and_flags_get_a_usage_line(bot, sim) -> None:
     await bot.slash("pods Not_An_App")
     await bot.slash("pods --sort size")
     await bot.slash("top everything")
@@ -137,7 +137,7 @@ async def test_bad_names_and_flags_get_a_usage_line(bot, sim) -> None:  # type: 
     assert_slack_accepted_everything(sim)
 
 
-async def test_help_lists_the_suite(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_help_lists_the_suite(bot) -> None:
     await bot.slash("help", user=VIEWER)
     said = " ".join(bot.private_texts())
     for name in ("status", "pods", "top", "describe", "events", "crashloop", "logs", "metrics", "ws probe",
@@ -146,7 +146,7 @@ async def test_help_lists_the_suite(bot) -> None:  # type: ignore[no-untyped-def
         assert f"/cf {name}" in said, name
 
 
-async def test_status_with_the_api_server_down_is_one_line(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_status_with_the_api_server_down_is_one_line(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path) as env:
         await env.sandbox.stop()
         await env.bot.slash("status")

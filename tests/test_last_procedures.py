@@ -61,7 +61,7 @@ def _profile_class() -> Any:
     def message(name: str, *fields: tuple[str, int, int, bool, str]) -> None:
         msg = fdp.message_type.add(name=name)
         for field_name, number, kind, repeated, type_name in fields:
-            added = msg.field.add(name=field_name, number=number, type=kind,  # type: ignore[arg-type]
+            added = msg.field.add(name=field_name, number=number, type=kind,
                                   label=t.LABEL_REPEATED if repeated else t.LABEL_OPTIONAL)
             if type_name:
                 added.type_name = pkg + type_name
@@ -127,7 +127,7 @@ def prometheus(text: str) -> dict[str, float]:
 # --- pprof ----------------------------------------------------------------------------------------
 
 
-async def test_pprof_profiles_the_apps_heaviest_pod_and_shows_the_top_by_in_use_space(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_pprof_profiles_the_apps_heaviest_pod_and_shows_the_top_by_in_use_space(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="memory-pressure") as env:
         top = (await env.kubectl("top", "pods", "-l", "app=graphql-api", "--no-headers")).splitlines()
         heaviest = max((line.split() for line in top), key=lambda cols: int(cols[2].removesuffix("Mi")))[0]
@@ -151,7 +151,7 @@ async def test_pprof_profiles_the_apps_heaviest_pod_and_shows_the_top_by_in_use_
         assert_slack_accepted_everything(sim)
 
 
-async def test_pprof_attaches_what_it_cannot_read_and_names_what_failed(bot, sim, sandbox, kube) -> None:  # type: ignore[no-untyped-def]
+async def test_pprof_attaches_what_it_cannot_read_and_names_what_failed(bot, sim, sandbox, kube) -> None:
     editor = (await kube.list_pods(NS, "app=collaboration-editor"))[0]["metadata"]["name"]
     await bot.slash(f"pprof {editor} --port 80", user=VIEWER)
     text = last_reply(bot)
@@ -185,7 +185,7 @@ async def test_pprof_attaches_what_it_cannot_read_and_names_what_failed(bot, sim
 # --- metrics --per-pod ----------------------------------------------------------------------------
 
 
-async def test_metrics_per_pod_names_the_one_pod_with_an_exhausted_pool(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_per_pod_names_the_one_pod_with_an_exhausted_pool(sim, tmp_path) -> None:
     async with k8s_bot(sim, tmp_path, scenario="db-pool-exhausted") as env:
         names = (await env.kubectl("get", "pods", "-l", "app=graphql-api", "-o",
                                    "jsonpath={.items[*].metadata.name}")).split()
@@ -244,7 +244,7 @@ async def handshake_through_api_server(url: str, pod: str) -> int:
             return exc.status
 
 
-async def test_ws_probe_in_cluster_tells_a_load_balancer_fault_from_a_service_fault(sim, tmp_path, targets) -> None:  # type: ignore[no-untyped-def]
+async def test_ws_probe_in_cluster_tells_a_load_balancer_fault_from_a_service_fault(sim, tmp_path, targets) -> None:
     async with k8s_bot(sim, tmp_path, config={"probes": targets.probes_config()}) as env:
         pods = (await env.kubectl("get", "pods", "-l", "app=websocket-service", "-o",
                                   "jsonpath={.items[*].metadata.name}")).split()
@@ -276,7 +276,7 @@ async def test_ws_probe_in_cluster_tells_a_load_balancer_fault_from_a_service_fa
 # --- describe hpa | ingress -----------------------------------------------------------------------
 
 
-async def test_describe_hpa_reports_what_kubectl_reads(bot, sim, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_describe_hpa_reports_what_kubectl_reads(bot, sim, sandbox) -> None:
     from tests.harness import kubectl
 
     hpa = json.loads(await kubectl(sandbox.kubeconfig, "get", "hpa", "graphql-api", "-o", "json"))
@@ -296,7 +296,7 @@ async def test_describe_hpa_reports_what_kubectl_reads(bot, sim, sandbox) -> Non
     assert_slack_accepted_everything(sim)
 
 
-async def test_describe_ingress_lists_each_backends_ready_endpoints(bot, sim, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_describe_ingress_lists_each_backends_ready_endpoints(bot, sim, sandbox) -> None:
     from tests.harness import kubectl
 
     ing = json.loads(await kubectl(sandbox.kubeconfig, "get", "ingress", "collaboration-ingress", "-o", "json"))
@@ -336,7 +336,7 @@ def kubectl_history(out: str) -> set[tuple[str, str, str]]:
     return found
 
 
-async def test_rollout_history_of_every_deployment_matches_kubectl(bot, sim, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_rollout_history_of_every_deployment_matches_kubectl(bot, sim, sandbox) -> None:
     from tests.harness import kubectl
 
     judged = kubectl_history(await kubectl(sandbox.kubeconfig, "rollout", "history", "deployment"))
@@ -363,7 +363,7 @@ async def test_rollout_history_of_every_deployment_matches_kubectl(bot, sim, san
 # --- oncall ---------------------------------------------------------------------------------------
 
 
-async def test_oncall_shows_the_runbooks_contacts(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_oncall_shows_the_runbooks_contacts(bot, sim) -> None:
     await bot.slash("oncall", user=VIEWER)
     text = last_reply(bot)
     assert "+1-555-0001" in text and "+1-555-0004" in text
@@ -373,7 +373,7 @@ async def test_oncall_shows_the_runbooks_contacts(bot, sim) -> None:  # type: ig
     assert_slack_accepted_everything(sim)
 
 
-async def test_oncall_contacts_come_from_config_and_are_validated(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_oncall_contacts_come_from_config_and_are_validated(sim, tmp_path) -> None:
     contacts = {"teams": {"Platform": "platform@example.org"}, "pagerduty": "https://example.pagerduty.com"}
     harness = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={},
                               config={"incidents": {"contacts": contacts}})
@@ -398,7 +398,7 @@ def probe_objects(sandbox: Any) -> list[str]:
     return [o["Key"] for o in listed.get("Contents", [])]
 
 
-async def test_s3_check_write_puts_and_deletes_a_unique_probe_object(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_s3_check_write_puts_and_deletes_a_unique_probe_object(aws_bot, aws_sandbox) -> None:
     keys = []
     for _ in range(2):
         mark = len(aws_sandbox.front.requests)
@@ -417,7 +417,7 @@ async def test_s3_check_write_puts_and_deletes_a_unique_probe_object(aws_bot, aw
     assert "documents/2026/11/roadmap.md" in [o["Key"] for o in listed["Contents"]]
 
 
-async def test_s3_check_write_needs_the_operator_and_reports_the_step_that_failed(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_s3_check_write_needs_the_operator_and_reports_the_step_that_failed(aws_bot, aws_sandbox) -> None:
     mark = len(aws_sandbox.front.requests)
     await aws_bot.slash("s3 check --write", user=VIEWER)
     assert "needs the operator role" in " ".join(aws_bot.private_texts()) and writes_since(mark) == []

@@ -11,28 +11,28 @@ from bot.store import Action, Store
 from tests.harness import ADMIN, APPROVER, APPROVER2, CHANNEL, OPERATOR, VIEWER, kubectl, start_bot
 
 
-async def replicas(sandbox, name: str = "graphql-api") -> int:  # type: ignore[no-untyped-def]
+async def replicas(sandbox, name: str = "graphql-api") -> int:
     out = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "get", "deployment", name,
                         "-o", "jsonpath={.spec.replicas}")
     return int(out)
 
 
-async def audit_events(bot, action_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+async def audit_events(bot, action_id: str) -> list[str]:
     return [e.event for e in await bot.runtime.store.audit_for_action(action_id)]
 
 
-def request_id(message: dict) -> str:  # type: ignore[type-arg]
+def request_id(message: dict) -> str:
     for block in message["blocks"]:
         if block["type"] == "actions":
             return str(block["elements"][0]["value"])
     raise AssertionError("no buttons on the request message")
 
 
-def has_buttons(message: dict) -> bool:  # type: ignore[type-arg]
+def has_buttons(message: dict) -> bool:
     return any(b["type"] == "actions" for b in message["blocks"])
 
 
-async def test_ack_is_immediate_and_pods_answer_in_channel(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_ack_is_immediate_and_pods_answer_in_channel(bot) -> None:
     delivery = await bot.slash("pods", user=VIEWER)
     assert delivery.status == 200 and delivery.elapsed < 1.0
     posted = bot.messages()[-1]
@@ -41,20 +41,20 @@ async def test_ack_is_immediate_and_pods_answer_in_channel(bot) -> None:  # type
     assert "10 pods in namespace `collaboration`" in posted["text"]
 
 
-async def test_pods_all_namespaces_adds_namespace_column(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_pods_all_namespaces_adds_namespace_column(bot) -> None:
     await bot.slash("pods -A", user=VIEWER)
     text = json.dumps(bot.messages()[-1]["blocks"])
     assert "NAMESPACE" in text and "kube-system" in text and "coredns" in text
 
 
-async def test_viewer_cannot_request_a_change(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_viewer_cannot_request_a_change(bot, sandbox) -> None:
     await bot.slash("scale graphql-api 10", user=VIEWER)
     assert any("operator* role" in t for t in bot.private_texts())
     assert bot.requests() == []
     assert await replicas(sandbox) == 3
 
 
-async def test_scale_flow_request_approve_run_audit(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_scale_flow_request_approve_run_audit(bot, sandbox) -> None:
     await bot.slash("scale graphql-api 10", user=OPERATOR)
     request = bot.last_request()
     body = json.dumps(request["blocks"])
@@ -79,7 +79,7 @@ async def test_scale_flow_request_approve_run_audit(bot, sandbox) -> None:  # ty
     assert events == ["requested", "approved", "running", "done"]
 
 
-async def test_self_approval_is_refused(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_self_approval_is_refused(bot, sandbox) -> None:
     await bot.slash("scale graphql-api 5", user=ADMIN)  # an admin is also an approver, but not of their own
     request = bot.last_request()
     await bot.click(request["ts"], "cf_approve", ADMIN)
@@ -90,7 +90,7 @@ async def test_self_approval_is_refused(bot, sandbox) -> None:  # type: ignore[n
     assert events == ["requested", "approval_refused"]
 
 
-async def test_operator_without_approver_role_cannot_approve(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_operator_without_approver_role_cannot_approve(bot, sandbox, sim) -> None:
     await bot.slash("scale graphql-api 4", user=ADMIN)
     request = bot.last_request()
     await bot.click(request["ts"], "cf_approve", OPERATOR)
@@ -98,7 +98,7 @@ async def test_operator_without_approver_role_cannot_approve(bot, sandbox, sim) 
     assert await replicas(sandbox) == 3
 
 
-async def test_repeated_and_simultaneous_clicks_run_once(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_repeated_and_simultaneous_clicks_run_once(bot, sandbox) -> None:
     await bot.slash("scale graphql-api 7", user=OPERATOR)
     request = bot.last_request()
     clicks = [bot.driver.click(CHANNEL, request["ts"], "cf_approve", who)
@@ -113,7 +113,7 @@ async def test_repeated_and_simultaneous_clicks_run_once(bot, sandbox) -> None: 
     assert any("already done" in t for t in bot.private_texts())
 
 
-async def test_deny_ends_the_request(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_deny_ends_the_request(bot, sandbox) -> None:
     await bot.slash("scale graphql-api 9", user=OPERATOR)
     request = bot.last_request()
     await bot.click(request["ts"], "cf_deny", APPROVER)
@@ -124,7 +124,7 @@ async def test_deny_ends_the_request(bot, sandbox) -> None:  # type: ignore[no-u
     assert await audit_events(bot, request_id(request)) == ["requested", "denied"]
 
 
-async def test_pending_request_expires(sim, kube, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_pending_request_expires(sim, kube, sandbox, tmp_path) -> None:
     harness = await start_bot(
         sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube},
         config={"approvals": {"ttl_minutes": 0.01, "sweep_seconds": 0.2}},
@@ -144,7 +144,7 @@ async def test_pending_request_expires(sim, kube, sandbox, tmp_path) -> None:  #
         await harness.close()
 
 
-async def test_click_after_expiry_changes_nothing(sim, kube, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_click_after_expiry_changes_nothing(sim, kube, sandbox, tmp_path) -> None:
     harness = await start_bot(
         sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube},
         config={"approvals": {"ttl_minutes": 0.005, "sweep_seconds": 3600}},  # the sweep never runs here
@@ -160,7 +160,7 @@ async def test_click_after_expiry_changes_nothing(sim, kube, sandbox, tmp_path) 
         await harness.close()
 
 
-async def test_bad_requests_get_clear_answers_and_no_prompt(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_requests_get_clear_answers_and_no_prompt(bot, sandbox) -> None:
     cases = {
         "scale graphql-api 51": "between 0 and 50",
         "scale graphql-api ten": "is not a whole number",
@@ -179,12 +179,12 @@ async def test_bad_requests_get_clear_answers_and_no_prompt(bot, sandbox) -> Non
     assert "Traceback" not in joined and "Exception" not in joined
 
 
-async def test_unknown_command_suggests_the_closest(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_command_suggests_the_closest(bot) -> None:
     await bot.slash("scael graphql-api 3", user=OPERATOR)
     assert any("Did you mean `/cf scale`" in t for t in bot.private_texts())
 
 
-async def test_help_lists_commands_by_area_and_shows_usage(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_help_lists_commands_by_area_and_shows_usage(bot) -> None:
     await bot.slash("help", user=VIEWER)
     listing = bot.private_texts()[-1]
     for expected in ("Triage", "Scaling", "/cf scale DEPLOYMENT REPLICAS", "/cf pods", "/cf audit"):
@@ -194,7 +194,7 @@ async def test_help_lists_commands_by_area_and_shows_usage(bot) -> None:  # type
     assert "Usage:" in one and "/cf scale graphql-api 10" in one
 
 
-async def test_restart_is_a_rollout_restart_as_kubectl_does_it(bot, sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_is_a_rollout_restart_as_kubectl_does_it(bot, sandbox) -> None:
     before = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "rollout", "history",
                            "deployment/websocket-service")
     await bot.slash("restart websocket-service", user=OPERATOR)
@@ -207,7 +207,7 @@ async def test_restart_is_a_rollout_restart_as_kubectl_does_it(bot, sandbox) -> 
     assert len(after.strip().splitlines()) == len(before.strip().splitlines()) + 1
 
 
-async def test_user_group_membership_grants_a_role(sim, kube, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_user_group_membership_grants_a_role(sim, kube, sandbox, tmp_path) -> None:
     sim.usergroups = {"S0ONCALL": ["U0GROUPIE"]}
     harness = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube},
                               config={"rbac": {"approver": ["S0ONCALL"]}})
@@ -219,7 +219,7 @@ async def test_user_group_membership_grants_a_role(sim, kube, sandbox, tmp_path)
         await harness.close()
 
 
-async def test_exempt_change_runs_without_approval_but_is_audited(sim, kube, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_exempt_change_runs_without_approval_but_is_audited(sim, kube, sandbox, tmp_path) -> None:
     harness = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube},
                               config={"approvals": {"exempt": ["scale"]}})
     try:
@@ -233,12 +233,12 @@ async def test_exempt_change_runs_without_approval_but_is_audited(sim, kube, san
         await harness.close()
 
 
-def request_id_from_store(harness) -> str:  # type: ignore[no-untyped-def]
+def request_id_from_store(harness) -> str:
     text = json.dumps(harness.last_request()["blocks"])
     return text.split("Request `")[1].split("`")[0]
 
 
-async def test_forged_or_stale_signatures_get_401(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_forged_or_stale_signatures_get_401(bot) -> None:
     from tests.slack_sim import sign, slash_body
 
     body = slash_body("scale graphql-api 10", OPERATOR, CHANNEL)
@@ -251,7 +251,7 @@ async def test_forged_or_stale_signatures_get_401(bot) -> None:  # type: ignore[
     assert bot.requests() == []
 
 
-async def test_audit_survives_a_restart(sim, kube, sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_survives_a_restart(sim, kube, sandbox, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'cf.db'}"
     first = await start_bot(sim, database_url=url, services={"kube": kube})
     await first.slash("scale graphql-api 8", user=OPERATOR)
@@ -266,7 +266,7 @@ async def test_audit_survives_a_restart(sim, kube, sandbox, tmp_path) -> None:  
         await second.close()
 
 
-async def test_action_left_running_is_reported_interrupted_at_start(sim, kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_action_left_running_is_reported_interrupted_at_start(sim, kube, tmp_path) -> None:
     """A process that died mid-action leaves a `running` row with an old heartbeat."""
     url = f"sqlite:///{tmp_path / 'cf.db'}"
     store = await Store.open(url)
@@ -288,7 +288,7 @@ async def test_action_left_running_is_reported_interrupted_at_start(sim, kube, t
         await harness.close()
 
 
-async def test_two_replicas_on_one_postgres_run_an_approval_once(sim, kube, sandbox, pg_url) -> None:  # type: ignore[no-untyped-def]
+async def test_two_replicas_on_one_postgres_run_an_approval_once(sim, kube, sandbox, pg_url) -> None:
     one = await start_bot(sim, database_url=pg_url, services={"kube": kube})
     two = await start_bot(sim, database_url=pg_url, services={"kube": kube})
     try:

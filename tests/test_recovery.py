@@ -96,7 +96,7 @@ async def versions(kubeconfig: str, kind: str) -> dict[str, str]:
 # --- backup config -------------------------------------------------------------------------------------
 
 
-async def test_backup_config_covers_workloads_jobs_and_accounts_and_says_which(bot, sandbox, sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_backup_config_covers_workloads_jobs_and_accounts_and_says_which(bot, sandbox, sim, tmp_path) -> None:
     await apply_manifests(sandbox.kubeconfig, tmp_path, EXTRA, "extra.yaml")
     uid = await kubectl(sandbox.kubeconfig, "-n", NS, "get", "cronjob", "nightly-export", "-o",
                         "jsonpath={.metadata.uid}")
@@ -152,7 +152,7 @@ async def test_kept_backups_are_the_newest_few_per_namespace_on_both_engines(sto
 # --- restore config ------------------------------------------------------------------------------------
 
 
-async def test_restore_config_brings_back_a_deleted_config_map_and_an_image_but_no_secret(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_restore_config_brings_back_a_deleted_config_map_and_an_image_but_no_secret(bot, sandbox, sim) -> None:
     kc = sandbox.kubeconfig
     backup = await latest_backup(bot, sim)
     saved = next(i for i in backup["items"] if i["kind"] == "ConfigMap" and i["metadata"]["name"] ==
@@ -188,7 +188,7 @@ async def test_restore_config_brings_back_a_deleted_config_map_and_an_image_but_
     assert_slack_accepted_everything(sim)
 
 
-async def test_restore_config_restores_the_backup_the_approver_saw(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_restore_config_restores_the_backup_the_approver_saw(bot, sandbox, sim) -> None:
     """The runbook's recovery begins by saving the current state: a backup made between the request and
     the approval must not become the one restored."""
     kc = sandbox.kubeconfig
@@ -208,7 +208,7 @@ async def test_restore_config_restores_the_backup_the_approver_saw(bot, sandbox,
     assert "Verified" in thread
 
 
-async def test_an_object_the_dry_run_refuses_is_listed_and_the_rest_is_restored(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_an_object_the_dry_run_refuses_is_listed_and_the_rest_is_restored(bot, sandbox, sim) -> None:
     kc = sandbox.kubeconfig
     await latest_backup(bot, sim)
     await kubectl(kc, "-n", NS, "delete", "configmap", "collaboration-config")
@@ -226,7 +226,7 @@ async def test_an_object_the_dry_run_refuses_is_listed_and_the_rest_is_restored(
     assert "1 created, 0 changed" in "\n".join(bot.thread_texts(request["ts"]))
 
 
-async def test_restore_config_refusals_change_nothing(bot, sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_restore_config_refusals_change_nothing(bot, sandbox, sim) -> None:
     await bot.slash("restore config")
     assert "no backup of namespace `collaboration` yet" in bot.private_texts()[-1]
     await latest_backup(bot, sim)
@@ -254,7 +254,7 @@ def dr_lines(text: str) -> dict[str, str]:
     return lines
 
 
-async def test_dr_check_gives_a_verdict_per_prerequisite(aws_bot, aws_sandbox, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_dr_check_gives_a_verdict_per_prerequisite(aws_bot, aws_sandbox, sim) -> None:
     await aws_bot.slash("backup config")
     await aws_bot.slash("dr check", user=VIEWER)
     text = reply_text(aws_bot.messages()[-1])
@@ -277,7 +277,7 @@ async def test_dr_check_gives_a_verdict_per_prerequisite(aws_bot, aws_sandbox, s
     assert_slack_accepted_everything(sim)
 
 
-async def test_dr_check_fails_what_is_missing_and_still_answers_the_rest(aws_bot, aws_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_dr_check_fails_what_is_missing_and_still_answers_the_rest(aws_bot, aws_sandbox) -> None:
     rds = boto(aws_sandbox, "rds")
     db = "candlefish-collaboration-db"
     snaps = rds.describe_db_snapshots(DBInstanceIdentifier=db)["DBSnapshots"]
@@ -309,7 +309,7 @@ async def test_dr_check_fails_what_is_missing_and_still_answers_the_rest(aws_bot
 # --- the disaster-recovery incident type ----------------------------------------------------------------
 
 
-async def test_a_disaster_recovery_incident_pins_the_runbooks_checklist(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_disaster_recovery_incident_pins_the_runbooks_checklist(sim, tmp_path) -> None:
     bot = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     try:
         await bot.slash("incident declare sev1 Cluster lost --type disaster-recovery", user=OPERATOR)

@@ -17,7 +17,7 @@ from tests.slack_sim import sign, slash_body
 from tests.tcpproxy import TcpProxy
 
 
-async def test_store_down_reads_work_changes_fail_closed_then_resume(sim, kube, sandbox, pg_url) -> None:  # type: ignore[no-untyped-def]
+async def test_store_down_reads_work_changes_fail_closed_then_resume(sim, kube, sandbox, pg_url) -> None:
     proxy = await TcpProxy("127.0.0.1", 5432).start()
     url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     bot = await start_bot(sim, database_url=url, services={"kube": kube})
@@ -50,7 +50,7 @@ async def test_store_down_reads_work_changes_fail_closed_then_resume(sim, kube, 
         await proxy.stop()
 
 
-async def test_rate_limited_post_is_retried_after_retry_after(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limited_post_is_retried_after_retry_after(bot, sim) -> None:
     sim.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=1)
     started = time.monotonic()
     await bot.slash("pods", user=VIEWER)
@@ -60,7 +60,7 @@ async def test_rate_limited_post_is_retried_after_retry_after(bot, sim) -> None:
     assert len(attempts) == 2 and attempts[0].status == 429
 
 
-async def test_failing_slack_post_is_logged_and_the_user_told(bot, sim, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_failing_slack_post_is_logged_and_the_user_told(bot, sim, caplog) -> None:
     sim.fail_next("chat.postMessage", error="internal_error", status=500, times=10)
     with caplog.at_level(logging.ERROR):
         await bot.slash("pods", user=VIEWER)
@@ -90,7 +90,7 @@ class BlackHole:
         await asyncio.sleep(0.05)
 
 
-async def test_hung_kubernetes_times_out_and_the_bot_stays_responsive(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_hung_kubernetes_times_out_and_the_bot_stays_responsive(sim, tmp_path: Path) -> None:
     hole = BlackHole()
     port = await hole.start()
     kubeconfig = tmp_path / "kubeconfig"
@@ -117,7 +117,7 @@ async def test_hung_kubernetes_times_out_and_the_bot_stays_responsive(sim, tmp_p
         await hole.stop()
 
 
-async def test_slack_retry_of_the_same_trigger_runs_once(bot, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_slack_retry_of_the_same_trigger_runs_once(bot, sim) -> None:
     body = slash_body("pods", VIEWER, CHANNEL, response_url=sim.new_response_url(CHANNEL, VIEWER))
     first = await bot.driver.post_raw(body, sign(body, "test-signing-secret"))
     retry_headers = {**sign(body, "test-signing-secret", timestamp=int(time.time()) + 1), "X-Slack-Retry-Num": "1",
@@ -128,7 +128,7 @@ async def test_slack_retry_of_the_same_trigger_runs_once(bot, sim) -> None:  # t
     assert len([m for m in bot.messages() if "pods in namespace" in m["text"]]) == 1
 
 
-async def test_replayed_request_is_refused(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_replayed_request_is_refused(bot) -> None:
     body = slash_body("help", VIEWER, CHANNEL)
     headers = sign(body, "test-signing-secret")
     assert (await bot.driver.post_raw(body, headers)).status == 200
@@ -136,7 +136,7 @@ async def test_replayed_request_is_refused(bot) -> None:  # type: ignore[no-unty
     await bot.settle()
 
 
-async def test_metrics_endpoint_reports_commands_acks_and_integration_calls(bot) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_endpoint_reports_commands_acks_and_integration_calls(bot) -> None:
     await bot.slash("pods", user=VIEWER)
     await bot.slash("scale graphql-api 5", user=OPERATOR)
     await bot.slash("nonsense", user=VIEWER)

@@ -21,20 +21,20 @@ COMPONENTS = {"editor": "cmp-editor", "api": "cmp-api"}
 
 
 @pytest.fixture
-async def statuspage_site():  # type: ignore[no-untyped-def]
+async def statuspage_site():
     site = await StatuspageStandIn().start()
     yield site
     await site.stop()
 
 
 @pytest.fixture
-async def pagerduty_site():  # type: ignore[no-untyped-def]
+async def pagerduty_site():
     site = await PagerDutyStandIn().start()
     yield site
     await site.stop()
 
 
-async def test_statuspage_client_sends_the_documented_requests(statuspage_site) -> None:  # type: ignore[no-untyped-def]
+async def test_statuspage_client_sends_the_documented_requests(statuspage_site) -> None:
     client = Statuspage(statuspage_site.url + "/v1", "page123", KEY, timeout=5)
     try:
         created = await client.create_incident("Editor down", "investigating", "Looking.", "major", ["cmp-editor"])
@@ -54,7 +54,7 @@ async def test_statuspage_client_sends_the_documented_requests(statuspage_site) 
     assert resolve.body["incident"]["components"] == {"cmp-editor": "operational"}
 
 
-async def test_pagerduty_client_sends_the_documented_events(pagerduty_site) -> None:  # type: ignore[no-untyped-def]
+async def test_pagerduty_client_sends_the_documented_events(pagerduty_site) -> None:
     client = PagerDuty(pagerduty_site.url + "/v2/enqueue", ROUTING, source="cf-test", timeout=5)
     try:
         key = await client.trigger(summary="Editor down", severity="critical", dedup_key="cf-inc-1-primary",
@@ -72,7 +72,7 @@ async def test_pagerduty_client_sends_the_documented_events(pagerduty_site) -> N
     assert resolve.body == {"routing_key": ROUTING, "event_action": "resolve", "dedup_key": "cf-inc-1-primary"}
 
 
-async def test_vendor_errors_are_one_clear_line(statuspage_site, pagerduty_site) -> None:  # type: ignore[no-untyped-def]
+async def test_vendor_errors_are_one_clear_line(statuspage_site, pagerduty_site) -> None:
     statuspage_site.fail_with = 401
     client = Statuspage(statuspage_site.url, "page123", "wrong-key", timeout=5)
     with pytest.raises(Forbidden, match="credentials were refused"):
@@ -90,7 +90,7 @@ async def test_vendor_errors_are_one_clear_line(statuspage_site, pagerduty_site)
 
 
 @pytest.fixture
-async def bot(sim, tmp_path, statuspage_site, pagerduty_site):  # type: ignore[no-untyped-def]
+async def bot(sim, tmp_path, statuspage_site, pagerduty_site):
     services = {"statuspage": Statuspage(statuspage_site.url + "/v1", "page123", KEY, timeout=5),
                 "pagerduty": PagerDuty(pagerduty_site.url + "/v2/enqueue", ROUTING, timeout=5)}
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", services=services,
@@ -99,17 +99,17 @@ async def bot(sim, tmp_path, statuspage_site, pagerduty_site):  # type: ignore[n
     await harness.close()
 
 
-def incident_channel(sim) -> str:  # type: ignore[no-untyped-def]
+def incident_channel(sim) -> str:
     return next(c["id"] for c in sim.channels.values() if c["name"].startswith("inc-"))
 
 
-async def approve_last(bot, channel: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+async def approve_last(bot, channel: str) -> dict:
     request = bot.last_request(channel)
     await bot.click(request["ts"], "cf_approve", APPROVER, channel=channel)
     return request
 
 
-async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, pagerduty_site) -> None:  # type: ignore[no-untyped-def]
+async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, pagerduty_site) -> None:
     await bot.slash("incident declare sev1 Editor is down", user=OPERATOR)
     cid = incident_channel(sim)
 
@@ -155,7 +155,7 @@ async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, p
     assert KEY not in json.dumps([c.args for c in sim.calls]) and ROUTING not in json.dumps([c.args for c in sim.calls])
 
 
-async def test_statuspage_without_approval_when_configured(sim, tmp_path, statuspage_site) -> None:  # type: ignore[no-untyped-def]
+async def test_statuspage_without_approval_when_configured(sim, tmp_path, statuspage_site) -> None:
     services = {"statuspage": Statuspage(statuspage_site.url, "page123", KEY, timeout=5)}
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                           config={"statuspage": {"page_id": "page123", "require_approval": False}})
@@ -171,7 +171,7 @@ async def test_statuspage_without_approval_when_configured(sim, tmp_path, status
         await harness.close()
 
 
-async def test_not_configured_and_bad_input(sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_not_configured_and_bad_input(sim, tmp_path) -> None:
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
     try:
         await harness.slash("page primary The editor is down", user=OPERATOR)
@@ -188,13 +188,13 @@ async def test_not_configured_and_bad_input(sim, tmp_path) -> None:  # type: ign
         await harness.close()
 
 
-async def test_unknown_component_is_refused(bot, statuspage_site) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_component_is_refused(bot, statuspage_site) -> None:
     await bot.slash("statuspage open Slow editor --components editor,billing", user=ADMIN)
     assert any("Unknown status page component billing" in t for t in bot.private_texts())
     assert bot.requests() == [] and statuspage_site.requests == []
 
 
-async def test_page_outside_an_incident_has_its_own_key(bot, pagerduty_site) -> None:  # type: ignore[no-untyped-def]
+async def test_page_outside_an_incident_has_its_own_key(bot, pagerduty_site) -> None:
     started = time.time()
     await bot.slash("page Websocket drops everywhere", user=OPERATOR)
     [event] = pagerduty_site.requests

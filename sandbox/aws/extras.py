@@ -20,7 +20,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from moto.backends import get_backend
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from .protocol import AwsRequest, error_response, json_response, query_response
 
