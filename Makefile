@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy app base bot incidents demo commands integrations sandbox tests
 
 # scripts/services.sh starts PostgreSQL and Redis if needed and preloads pg_stat_statements (one line says what it did).
