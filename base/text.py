@@ -95,3 +95,27 @@ def guard_payload(value: Any) -> Any:
     if isinstance(value, list):
         return [guard_payload(v) for v in value]
     return value
+
+
+# --- plain text: the small shapes every layer prints (no escaping: callers escape outside text) ---
+
+
+def clip(text: str, limit: int, marker: str = "…") -> str:
+    """`text` cut to at most `limit` characters, the cut marked."""
+    return text if len(text) <= limit else text[: max(limit - len(marker), 0)] + marker
+
+
+def one_line(text: str | None, limit: int = 200) -> str:
+    """`text` with every run of white space (newlines too) as one space, clipped to `limit`."""
+    return clip(" ".join((text or "").split()), limit)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An error's message for a one-line report: its first line, or its type's name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 pod`, `3 pods`, `1,204 series`: the count and the word in the number it needs."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.blocks.basic_components import ConfirmObject
 
-from base.text import escape
+from base.text import clip, escape
 from commands.reply import Fields, File, Note, Part, Reply, Table, Text
 
 MAX_BLOCKS = 50
@@ -50,10 +50,6 @@ class Button:
     value: str
     style: str | None = None
     confirm: str | None = None
-
-
-def clip(text: str, limit: int, marker: str = "…") -> str:
-    return text if len(text) <= limit else text[: limit - len(marker)] + marker
 
 
 def header(text: str) -> HeaderBlock:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
+from base.text import first_line
+
 Row = dict[str, Any]
 T = TypeVar("T")
 
@@ -237,7 +239,7 @@ class PostgresDriver:
                 )
             except psycopg.Error as exc:
                 self._conn = None
-                raise StoreUnavailable(f"PostgreSQL store unreachable: {_first_line(exc)}") from None
+                raise StoreUnavailable(f"PostgreSQL store unreachable: {first_line(exc)}") from None
         return self._conn
 
     async def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
@@ -255,7 +257,7 @@ class PostgresDriver:
                 except psycopg.OperationalError as exc:
                     await self._drop()
                     if attempt == 2:
-                        raise StoreUnavailable(f"PostgreSQL store error: {_first_line(exc)}") from None
+                        raise StoreUnavailable(f"PostgreSQL store error: {first_line(exc)}") from None
         raise StoreUnavailable("PostgreSQL store error")  # pragma: no cover - loop always returns or raises
 
     async def _drop(self) -> None:
@@ -296,10 +298,6 @@ class PostgresDriver:
     async def close(self) -> None:
         async with self._lock:
             await self._drop()
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def open_driver(url: str) -> Driver:

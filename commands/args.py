@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from base.durations import UNIT_SECONDS
 from base.patterns import PatternError, UserPattern
-from base.text import literal
+from base.text import code
 
 _REQUIRED: Any = object()
+ECHO = 60  # characters of what someone typed that a refusal repeats (escaped, in a code span)
 
 Converter = Callable[[str], Any]
 
@@ -169,7 +171,7 @@ def k8s_name(raw: str) -> str:
     """A Kubernetes object name (DNS-1123 subdomain), as the API server validates it."""
     if len(raw) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(raw):
         raise ValueError(
-            f"`{_clip(raw)}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', "
+            f"{code(raw, ECHO)} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit, at most 253 characters)."
         )
     return raw
@@ -179,7 +181,7 @@ def k8s_label(raw: str) -> str:
     """A DNS-1123 label: deployment and namespace names."""
     if len(raw) > 63 or not _DNS1123_LABEL.fullmatch(raw):
         raise ValueError(
-            f"`{_clip(raw)}` is not a valid Kubernetes name (lowercase letters, digits and '-', "
+            f"{code(raw, ECHO)} is not a valid Kubernetes name (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)."
         )
     return raw
@@ -187,7 +189,7 @@ def k8s_label(raw: str) -> str:
 
 def whole_number(raw: str) -> int:
     if not re.fullmatch(r"[+-]?\d{1,9}", raw.strip()):
-        raise ValueError(f"`{_clip(raw)}` is not a whole number.")
+        raise ValueError(f"{code(raw, ECHO)} is not a whole number.")
     return int(raw)
 
 
@@ -199,15 +201,14 @@ def positive_int(raw: str) -> int:
 
 
 _DURATION = re.compile(r"(\d+)(s|m|h|d)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration(raw: str) -> int:
     """`90s`, `10m`, `1h30m`, `2d` -> seconds (kubectl's --since style)."""
     text = raw.strip().lower()
     if not text or not re.fullmatch(r"(\d+(s|m|h|d))+", text):
-        raise ValueError(f"`{_clip(raw)}` is not a duration (examples: 30s, 10m, 1h, 2d).")
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+        raise ValueError(f"{code(raw, ECHO)} is not a duration (examples: 30s, 10m, 1h, 2d).")
+    seconds = sum(int(n) * UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
     if seconds <= 0 or seconds > 90 * 86400:
         raise ValueError("must be between 1s and 90d.")
     return seconds
@@ -226,7 +227,7 @@ def cidr(raw: str) -> str:
     try:
         net = ipaddress.ip_network(raw.strip(), strict=False)
     except ValueError:
-        raise ValueError(f"`{_clip(raw)}` is not an IP address or CIDR block (example: 203.0.113.7/32).") from None
+        raise ValueError(f"{code(raw, ECHO)} is not an IP address or CIDR block (example: 203.0.113.7/32).") from None
     return str(net)
 
 
@@ -234,20 +235,14 @@ def choice(*options: str) -> Converter:
     def convert(raw: str) -> str:
         value = raw.lower()
         if value not in options:
-            raise ValueError(f"`{_clip(raw)}` is not one of: {', '.join(options)}.")
+            raise ValueError(f"{code(raw, ECHO)} is not one of: {', '.join(options)}.")
         return value
 
     convert.__name__ = f"choice({'|'.join(options)})"
     return convert
 
 
-def _clip(raw: str, n: int = 60) -> str:
-    """What the user typed, echoed inside a code span: escaped, unable to close the span."""
-    return literal(raw, n, one_line=True)
-
-
 _AGO = re.compile(r"(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s+ago")
-_AGO_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def point_in_time(raw: str) -> str:
@@ -260,14 +255,14 @@ def point_in_time(raw: str) -> str:
     now = datetime.now(UTC)
     match = _AGO.fullmatch(text)
     if match:
-        moment = now - timedelta(seconds=int(match.group(1)) * _AGO_UNITS[match.group(2)[0]])
+        moment = now - timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)[0]])
     elif text.endswith(" ago") and re.fullmatch(r"(\d+(s|m|h|d))+", text[:-4].strip()):
         moment = now - timedelta(seconds=duration(text[:-4].strip()))
     else:
         try:
             moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise ValueError(f"`{_clip(raw)}` is not a time (examples: \"15 minutes ago\", 2h ago, "
+            raise ValueError(f"{code(raw, ECHO)} is not a time (examples: \"15 minutes ago\", 2h ago, "
                              "2026-01-31T14:05:00Z).") from None
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if moment > now + timedelta(seconds=5):
@@ -282,7 +277,7 @@ def rds_identifier(raw: str) -> str:
     """An RDS instance, cluster or snapshot identifier, as RDS validates it (stored lowercase)."""
     value = raw.strip().lower()
     if not _RDS_ID.fullmatch(value):
-        raise ValueError(f"`{_clip(raw)}` is not a valid RDS identifier (1-63 letters, digits and hyphens, "
+        raise ValueError(f"{code(raw, ECHO)} is not a valid RDS identifier (1-63 letters, digits and hyphens, "
                          "starting with a letter, no two hyphens in a row, not ending with a hyphen).")
     return value
 
@@ -292,7 +287,7 @@ def regex(raw: str) -> UserPattern:
     try:
         return UserPattern.compile(raw)
     except PatternError as exc:
-        raise ValueError(f"`{_clip(raw)}` {exc}" if raw.strip() else str(exc)) from None
+        raise ValueError(f"{code(raw, ECHO)} {exc}" if raw.strip() else str(exc)) from None
 
 
 _NARROWEST_BROAD = {4: 8, 6: 32}  # prefixes shorter than these cover a continent, not an attacker
@@ -304,7 +299,7 @@ def blockable_cidr(raw: str) -> str:
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise ValueError(f"`{_clip(raw)}` is not an IP address or CIDR block (example: 203.0.113.7/32).") from None
+        raise ValueError(f"{code(raw, ECHO)} is not an IP address or CIDR block (example: 203.0.113.7/32).") from None
     narrowest = _NARROWEST_BROAD[net.version]
     if net.prefixlen < narrowest:
         raise ValueError(
@@ -315,6 +310,6 @@ def blockable_cidr(raw: str) -> str:
         ipaddress.ip_network(text, strict=True)
     except ValueError:
         host = text.split("/", 1)[0]
-        raise ValueError(f"`{_clip(raw)}` has host bits set; did you mean `{net}` (the whole block) "
+        raise ValueError(f"{code(raw, ECHO)} has host bits set; did you mean `{net}` (the whole block) "
                          f"or `{host}` (one address)?") from None
     return str(net)

@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from base.durations import duration_text
 from base.text import code, literal
 from commands.args import duration, opt, pos, positive_int, switch
 from commands.base import AREAS, REGISTRY, CommandError, CommandSpec, Context, Kind, command
@@ -170,17 +171,10 @@ def _filters(target: str | None, raw_user: str | None, users: list[str], names: 
     if raw_user:
         said.append("user " + (", ".join(literal(names.get(u, u), 60) for u in users) or code(raw_user, 60)))
     if since:
-        said.append(f"the last {_duration(since)}")
+        said.append(f"the last {duration_text(since)}")
     if rid:
         said.append(f"request {code(rid)}")
     return ", ".join(said)
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _entry_line(e: Any, names: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from base.text import one_line, plural
 from commands.args import duration, k8s_name, opt, pos, switch
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, optional
@@ -25,9 +26,7 @@ from commands.support.kube import (
     is_mirror_pod,
     mem_text,
     node_status,
-    one_line,
     percent,
-    plural,
     pod_requests,
     quantity,
 )

@@ -13,10 +13,11 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from base.text import code, link, literal
-from bot.render import Button, Rendered, actions, clip, context, escape, fields_block, section
+from base.durations import duration_text
+from base.text import clip, code, link, literal
+from bot.render import Button, Rendered, actions, context, escape, fields_block, section
 from incidents.alert_rules import AlertRule, command_line, label_values
-from incidents.views import duration, when
+from incidents.views import when
 
 _SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 _SHOWN_LABELS = ("severity", "namespace", "service", "job", "pod", "node", "instance", "deployment", "container")
@@ -80,7 +81,7 @@ def alert_message(alert: dict[str, Any], rule: AlertRule, buttons: Sequence[Butt
 def _footer(alert: dict[str, Any], started: float | None, resolved_at: float | None) -> str:
     parts = []
     if resolved_at:
-        lasted = f" after {duration(resolved_at - started)}" if started else ""
+        lasted = f" after {duration_text(resolved_at - started)}" if started else ""
         parts.append(f":white_check_mark: Resolved {when(resolved_at)}{lasted}")
     for url, label in ((alert.get("generatorURL") or "", "source"),
                        ((alert.get("annotations") or {}).get("runbook_url", ""), "runbook")):
@@ -100,5 +101,5 @@ def _link(url: str, label: str) -> str | None:
 
 def resolved_note(alert: dict[str, Any], resolved_at: float) -> str:
     started = _epoch(alert.get("startsAt"))
-    lasted = f" after {duration(resolved_at - started)}" if started else ""
+    lasted = f" after {duration_text(resolved_at - started)}" if started else ""
     return f":large_green_circle: Resolved{lasted}."

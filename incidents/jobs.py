@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from base.durations import duration_text
 from bot.config import Settings
 from bot.messenger import DeliveryError, Messenger
 from commands.base import Context
 from commands.checks import Check, run_checks
 from incidents.store import IncidentStore
-from incidents.views import duration
 from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class HealthJob(_Job):
                             + "\n".join(f"• {r}" for r in reasons)
                             + "\n_I will post again when it recovers. `/cf status` shows everything._")
         elif not breached and before.get("breached"):
-            lasted = duration(now - float(before.get("since") or now))
+            lasted = duration_text(now - float(before.get("since") or now))
             await self._say(f":large_green_circle: *SLA recovered* after {lasted}: every check passes and p95 "
                             f"latency is within {self.settings.probes.sla_seconds:g} s.")
         return state

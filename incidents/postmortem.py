@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from base.durations import duration_text
 from base.vocabulary import SEVERITY_LABEL
 from bot.store import AuditEntry
 from incidents.playbooks import PLAYBOOKS
 from incidents.store import Incident
-from incidents.views import duration
 
 _DETAIL_KEYS = ("text", "summary", "title", "severity", "level", "status", "role", "user", "alertname", "error",
                 "reason")
@@ -59,7 +59,7 @@ def markdown(incident: Incident, entries: Sequence[AuditEntry], open_actions: Se
         f"- **Severity:** {SEVERITY_LABEL.get(incident.severity, incident.severity)}",
         f"- **Type:** {playbook.label} (runbook: {playbook.section})",
         f"- **Declared:** {_utc(incident.declared_at)} UTC by {incident.declared_by}",
-        f"- **Status:** {state}; duration {duration(end - incident.declared_at)}",
+        f"- **Status:** {state}; duration {duration_text(end - incident.declared_at)}",
         f"- **Commander:** {incident.commander or 'unassigned'}; comms: {incident.comms or 'unassigned'}; "
         f"scribe: {incident.scribe or 'unassigned'}",
         f"- **Channel:** #{incident.channel_name or '?'}",

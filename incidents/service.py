@@ -21,12 +21,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from base.text import clip
 from base.vocabulary import KINDS, OPEN_STATUSES, RESOLVED, ROLES
 from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.messenger import DeliveryError, Messenger
 from bot.policy import Policy
-from bot.render import Button, clip
+from bot.render import Button
 from bot.store import APPROVED, PENDING, RUNNING, Store, StoreUnavailable
 from commands.base import CommandError, Registry
 from commands.parts import Failed

@@ -13,10 +13,11 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from base.text import date, literal
+from base.durations import duration_text
+from base.text import clip, date, literal
 from base.vocabulary import KINDS, SEVERITIES, SEVERITY_LABEL
 from bot.policy import Policy
-from bot.render import Button, Rendered, actions, clip, context, escape, fields_block, header, section
+from bot.render import Button, Rendered, actions, context, escape, fields_block, header, section
 from commands.args import UsageError, split_text
 from commands.base import Registry
 from incidents.playbooks import PLAYBOOKS
@@ -51,14 +52,6 @@ def when(ts: float, fmt: str = "{date_short_pretty} {time}") -> str:
     """A Slack date token (shown in the reader's time zone) with a UTC fallback."""
     fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
     return date(ts, fmt, fallback)
-
-
-def duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
 
 
 def person(user: str | None) -> str:
@@ -104,7 +97,7 @@ def summary(incident: Incident, buttons: Sequence[Button]) -> Rendered:
     if incident.resolved_at is not None:
         built.append(context(f":large_green_circle: Resolved {when(incident.resolved_at)} by "
                              f"{person(incident.resolved_by)} after "
-                             f"{duration(incident.resolved_at - incident.declared_at)}."))
+                             f"{duration_text(incident.resolved_at - incident.declared_at)}."))
     else:
         built.append(context("`/cf incident update TEXT` · `/cf incident assign commander @someone` · "
                              "`/cf incident resolve` · `/cf incident timeline`"))
@@ -118,7 +111,7 @@ def announcement(incident: Incident) -> Rendered:
             f"*{literal(incident.title)}* — join {where}")
     if not incident.is_open and incident.resolved_at is not None:
         text = (f":large_green_circle: {incident.id} *{literal(incident.title)}* resolved after "
-                f"{duration(incident.resolved_at - incident.declared_at)} — {where}")
+                f"{duration_text(incident.resolved_at - incident.declared_at)} — {where}")
     return Rendered(text=clip(f"{incident.id}: {literal(incident.title)}", 300), blocks=[section(text).to_dict()])
 
 
@@ -135,7 +128,7 @@ def update_message(incident: Incident, text: str, by: str, buttons: Sequence[But
 def resolution_message(incident: Incident, open_actions: Sequence[str], buttons: Sequence[Button]) -> Rendered:
     assert incident.resolved_at is not None
     lines = [f":large_green_circle: *{incident.id} resolved* by {person(incident.resolved_by)} after "
-             f"{duration(incident.resolved_at - incident.declared_at)}."]
+             f"{duration_text(incident.resolved_at - incident.declared_at)}."]
     if open_actions:
         lines.append("*Still open:*\n" + "\n".join(f"• {literal(a)}" for a in open_actions[:15]))
     else:

@@ -16,6 +16,7 @@ import botocore.session
 from botocore import exceptions as bx
 from botocore.exceptions import ClientError
 
+from base.text import one_line
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
 
 LABELS = {"eks": "EKS", "rds": "RDS", "elbv2": "ELB", "s3": "S3", "health": "Health", "ec2": "EC2",
@@ -82,7 +83,7 @@ def translate(exc: Exception, service: str, operation: str, what: str, endpoint:
                            code="Unreachable")
     if isinstance(exc, TimeoutError):
         return Unavailable(sysname, f"{what}: no answer within {timeout:g}s.", code="Timeout")
-    return IntegrationError(sysname, f"{what}: {type(exc).__name__}: {_clip(str(exc))}", code=type(exc).__name__)
+    return IntegrationError(sysname, f"{what}: {type(exc).__name__}: {one_line(str(exc))}", code=type(exc).__name__)
 
 
 def _client_error(exc: ClientError, service: str, operation: str, what: str) -> IntegrationError:
@@ -96,7 +97,7 @@ def _client_error(exc: ClientError, service: str, operation: str, what: str) -> 
 
 def _client_error_type(exc: ClientError, service: str, operation: str, what: str, code: str, status: int
                        ) -> IntegrationError:
-    message = _clip(str(exc.response.get("Error", {}).get("Message") or ""))
+    message = one_line(str(exc.response.get("Error", {}).get("Message") or ""))
     sysname = system(service)
     said = f" (AWS: {message})" if message else ""
     if code in ACCESS or (status == 403 and code not in CREDENTIALS):
@@ -117,8 +118,3 @@ def _client_error_type(exc: ClientError, service: str, operation: str, what: str
     if status >= 500:
         return Unavailable(sysname, f"{what}: AWS answered {status} ({code}); try again shortly.")
     return IntegrationError(sysname, f"{what}: {code}{said}.")
-
-
-def _clip(text: str, n: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1] + "…"

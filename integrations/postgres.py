@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from base.text import first_line
 from integrations import telemetry
 from integrations.errors import Forbidden, IntegrationError, NotFound, Unavailable
 from integrations.pg_queries import (
@@ -120,13 +121,13 @@ class Postgres:
             why = "ran past the statement timeout" if "statement timeout" in str(exc) else "was cancelled"
             raise Unavailable(SYSTEM, f"a query on {self.where} {why} and was stopped.") from None
         except pgerr.InsufficientPrivilege as exc:
-            raise Forbidden(SYSTEM, f"permission denied on {self.where}: {_first_line(exc)}") from None
+            raise Forbidden(SYSTEM, f"permission denied on {self.where}: {first_line(exc)}") from None
         except (pgerr.UndefinedTable, pgerr.UndefinedColumn) as exc:
-            raise NotFound(SYSTEM, _first_line(exc)) from None
+            raise NotFound(SYSTEM, first_line(exc)) from None
         except psycopg.OperationalError as exc:
             raise Unavailable(SYSTEM, f"could not talk to {self.where}: {_reason(exc)}") from None
         except psycopg.Error as exc:
-            raise IntegrationError(SYSTEM, f"{self.where}: {_first_line(exc)}") from None
+            raise IntegrationError(SYSTEM, f"{self.where}: {first_line(exc)}") from None
 
     async def rows(self, query: sql.Composable | str, params: Sequence[Any] = (), **session: Any) -> list[Row]:
         async with telemetry.timed(SYSTEM, "query"), self.session(**session) as conn:
@@ -268,7 +269,7 @@ class Postgres:
         except pgerr.InsufficientPrivilege:
             return False, "permission denied"
         except psycopg.Error as exc:
-            return False, _first_line(exc)
+            return False, first_line(exc)
         if row is None:
             return False, "already finished"
         return bool(row["terminated"]), "" if row["terminated"] else "not signalled"
@@ -304,12 +305,7 @@ class Postgres:
                             write=True)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
 def _reason(exc: BaseException) -> str:
     """libpq's reason without the 'connection to server at ... failed:' preamble."""
-    line = _first_line(exc)
+    line = first_line(exc)
     return line.rsplit("failed: ", 1)[-1] or line

@@ -24,6 +24,7 @@ from redis import exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from base.text import first_line
 from integrations import telemetry
 from integrations.errors import Forbidden, IntegrationError, Unavailable
 from integrations.workers import waiting
@@ -78,11 +79,11 @@ class Redis:
         except (TimeoutError, rex.TimeoutError):
             raise Unavailable(SYSTEM, f"no answer from {self.where} within {self.timeout:g} s.") from None
         except (rex.AuthenticationError, rex.NoPermissionError) as exc:
-            raise Forbidden(SYSTEM, f"{self.where} refused the bot: {_first_line(exc)}") from None
+            raise Forbidden(SYSTEM, f"{self.where} refused the bot: {first_line(exc)}") from None
         except rex.ConnectionError as exc:
             raise Unavailable(SYSTEM, f"could not connect to {self.where}: {_reason(exc)}") from None
         except rex.RedisError as exc:
-            raise IntegrationError(SYSTEM, f"{self.where}: {_first_line(exc)}") from None
+            raise IntegrationError(SYSTEM, f"{self.where}: {first_line(exc)}") from None
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -168,14 +169,9 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
-
-
 def _reason(exc: BaseException) -> str:
     """redis-py's connection errors without the repeated address ("Error 111 connecting to ...")."""
-    line = _first_line(exc)
+    line = first_line(exc)
     if "Error 111" in line or "refused" in line.lower():
         return "connection refused."
     return line

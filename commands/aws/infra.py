@@ -13,13 +13,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from base.text import code
+from base.text import code, plural
 from commands.args import k8s_name, opt, pos, switch, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
-from commands.support.awsfmt import ago, aws, cfg, plural, stamp, utc
+from commands.support.awsfmt import ago, aws, cfg, stamp, utc
 from integrations.awserrors import ApiUnavailable
 from integrations.errors import IntegrationError, NotFound, Unavailable
 

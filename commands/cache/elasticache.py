@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from base.text import plural
 from commands.args import pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.awsfmt import aws, cfg, plural
+from commands.support.awsfmt import aws, cfg
 
 MAX_REPLICAS = 5  # per shard, ElastiCache's limit
 

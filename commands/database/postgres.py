@@ -12,12 +12,14 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from base.durations import duration_text
+from base.text import one_line
 from commands.args import choice, duration, opt, positive_int
 from commands.base import CommandError, Context, command
 from commands.checks import Check, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Fields, Note, Reply, Table
-from commands.support.pg import age, milliseconds, one_line, pg, queries, target
+from commands.support.pg import milliseconds, pg, queries, target
 from integrations.pg_queries import HEAVY_SEQ_SCANS, INDEX_CANDIDATES
 from integrations.postgres import StatementsUnavailable
 
@@ -137,14 +139,15 @@ async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
     db = client.where.rpartition("/")[2]
     table = Table(
         ["PID", "USER", "APPLICATION", "CLIENT", "AGE", "WAITING", "QUERY"],
-        [[str(r["pid"]), r["user"] or "", r["application"], r["client"], age(r["age_s"]), r["waiting"],
-          one_line(r["query"])] for r in rows],
-        empty=f"No active queries older than {age(seconds)} in `{db}`.",
+        [[str(r["pid"]), r["user"] or "", r["application"], r["client"], duration_text(r["age_s"]), r["waiting"],
+          one_line(r["query"], 80)] for r in rows],
+        empty=f"No active queries older than {duration_text(seconds)} in `{db}`.",
     )
     parts: list[Any] = [table]
     if rows:
-        parts.append(Note(f"`/cf db kill-long --older {age(seconds)}` asks to terminate them (after approval)."))
-    title = f"{queries(len(rows))} older than {age(seconds)} in `{db}`"
+        parts.append(Note(f"`/cf db kill-long --older {duration_text(seconds)}` asks to terminate them "
+                          "(after approval)."))
+    title = f"{queries(len(rows))} older than {duration_text(seconds)} in `{db}`"
     return Reply(title=title, parts=parts, level="warn" if rows else "ok")
 
 

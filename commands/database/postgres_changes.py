@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from base.durations import duration_text
+from base.text import one_line
 from commands.args import duration, opt, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome, Reply, Table
-from commands.support.pg import age, column_name, index_name, one_line, pg, queries, split_table, table_name, target
+from commands.support.pg import column_name, index_name, pg, queries, split_table, table_name, target
 from integrations.postgres import Postgres
 
 AREA = "Database"
@@ -36,8 +38,8 @@ async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
     db = client.where.rpartition("/")[2]
     victims = await client.kill_candidates(seconds)
     if not victims:
-        raise CommandError(f"No active queries older than {age(seconds)} in `{db}`; nothing to terminate.")
-    shown = "; ".join(f"pid {v['pid']} ({v['user']}, {age(v['age_s'])}): {one_line(v['query'], 60)}"
+        raise CommandError(f"No active queries older than {duration_text(seconds)} in `{db}`; nothing to terminate.")
+    shown = "; ".join(f"pid {v['pid']} ({v['user']}, {duration_text(v['age_s'])}): {one_line(v['query'], 60)}"
                       for v in victims[:5])
     more = f"; and {len(victims) - 5} more" if len(victims) > 5 else ""
 
@@ -46,11 +48,11 @@ async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
         ended = [v for v in done if v["terminated"]]
         spared = len(done) - len(ended)
         after = f"{len(ended)} terminated" + (f", {spared} not terminated (see the thread)" if spared else "")
-        return Outcome(before=f"{queries(len(done))} older than {age(seconds)}", after=after,
+        return Outcome(before=f"{queries(len(done))} older than {duration_text(seconds)}", after=after,
                        detail=_kill_report(done, db))
 
     return Change(
-        summary=f"Terminate {queries(len(victims))} older than {age(seconds)} in database {db}",
+        summary=f"Terminate {queries(len(victims))} older than {duration_text(seconds)} in database {db}",
         current=f"{queries(len(victims))}: {shown}{more}",
         desired="those queries terminated (pg_terminate_backend); their transactions roll back",
         apply=apply,
@@ -63,7 +65,7 @@ async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
 def _kill_report(rows: list[dict[str, Any]], db: str) -> Reply:
     table = Table(
         ["PID", "USER", "AGE", "RESULT", "QUERY"],
-        [[str(r["pid"]), r["user"] or "", age(r["age_s"]), "terminated" if r["terminated"] else r["error"],
+        [[str(r["pid"]), r["user"] or "", duration_text(r["age_s"]), "terminated" if r["terminated"] else r["error"],
           one_line(r["query"], 100)] for r in rows],
         empty="Nothing matched any more when the change ran.",
     )

@@ -13,13 +13,14 @@ import asyncio
 import math
 from typing import Any
 
-from base.text import code
+from base.durations import duration_text
+from base.text import code, plural
 from commands.args import duration, opt, pos, rds_identifier
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Fields, Note, Outcome, Reply, Table
-from commands.support.awsfmt import ago, aws, cfg, plural, stamp
+from commands.support.awsfmt import ago, aws, cfg, stamp
 from integrations.errors import NotFound
 
 AREA = "Database"
@@ -109,14 +110,9 @@ async def db_events(ctx: Context, since: int = 3600) -> Reply:
     events.sort(key=lambda e: e.get("Date") or 0, reverse=True)
     rows = [[stamp(e.get("Date")), e.get("SourceIdentifier", ""), ",".join(e.get("EventCategories") or []),
              e.get("Message", "")] for e in events]
-    return Reply(title=f"{plural(len(events), 'RDS event')} in the last {_span(minutes)}",
+    return Reply(title=f"{plural(len(events), 'RDS event')} in the last {duration_text(minutes * 60)}",
                  parts=[Table(["TIME", "SOURCE", "CATEGORY", "MESSAGE"], rows, empty="No events."),
                         *failed_parts(cluster)], level=degraded("info", cluster))
-
-
-def _span(minutes: int) -> str:
-    return f"{minutes // 1440}d" if minutes >= 1440 and not minutes % 1440 else (
-        f"{minutes // 60}h" if minutes >= 60 and not minutes % 60 else f"{minutes}m")
 
 
 @command("db snapshots", summary="The RDS instance's manual and automated snapshots, newest first.", area=AREA,

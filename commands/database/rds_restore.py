@@ -13,10 +13,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from base.text import plural
 from commands.args import opt, point_in_time, rds_identifier
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.awsfmt import aws, cfg, plural, stamp, utc
+from commands.support.awsfmt import aws, cfg, stamp, utc
 from integrations.errors import NotFound
 
 AREA = "Database"

@@ -11,12 +11,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from base.durations import duration_text
 from base.patterns import UserPattern
-from base.text import code
+from base.text import code, one_line, plural
 from commands.args import duration, k8s_name, opt, pos, positive_int, regex, switch
 from commands.base import Context, command
 from commands.reply import Code, File, Level, Note, Part, Reply
-from commands.support.kube import one_line, plural
 from commands.support.proxy import target_pods
 from integrations.errors import IntegrationError
 
@@ -136,7 +136,7 @@ def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[st
            grep: UserPattern | None, previous: bool) -> Reply:
     which = "previous " if previous else ""
     matching = f" matching {code(grep)}" if grep else ""
-    window = f" in the last {_span(since)}" if since else ""
+    window = f" in the last {duration_text(since)}" if since else ""
     title = f"{target}: {plural(len(lines), 'line')} of {which}logs{matching}{window} from {plural(len(pods), 'pod')}"
     shown, used = [], 0
     for line in reversed(lines):
@@ -159,10 +159,3 @@ def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[st
         parts.append(Note("Not read: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")))
     level: Level = "warn" if grep and lines else "info"
     return Reply(title=title, parts=parts, files=files, level=level)
-
-
-def _span(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -15,12 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from base.patterns import UserPattern
-from base.text import code, literal
+from base.text import code, literal, one_line, plural
 from commands.args import k8s_name, opt, pos, regex, switch
 from commands.base import CommandError, Context, command
 from commands.reply import Fields, Level, Note, Part, Reply, Table, Text
 from commands.support import proxy as proxied
-from commands.support.kube import one_line, plural
 from commands.support.proxy import port_number, target_pods
 from integrations import probes
 from integrations.errors import IntegrationError

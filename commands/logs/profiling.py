@@ -14,11 +14,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from base.text import code, literal
+from base.text import code, literal, one_line
 from commands.args import k8s_name, opt, pos
 from commands.base import CommandError, Context, command
 from commands.reply import Code, Fields, File, Note, Part, Reply, Table, Text
-from commands.support.kube import mem_text, one_line, usage
+from commands.support.kube import mem_text, usage
 from commands.support.proxy import human_bytes, port_number, running, target_pods
 from integrations import pprof
 from integrations.errors import IntegrationError

@@ -12,12 +12,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from base.text import literal
+from base.text import literal, plural
 from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, optional
 from commands.reply import Change, Note, Outcome, Reply, Table
-from commands.support.kube import find_deployment, plural
+from commands.support.kube import find_deployment
 from commands.support.kubefmt import age, deployment_ready, replicas_text
 from integrations.errors import IntegrationError
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import yaml
 
-from base.text import code
+from base.text import code, plural
 from commands.args import k8s_name, pos
 from commands.base import Context, command
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import File, Note, Reply, Table
 from commands.support.backups import ARTEFACT, JOB_GENERATED_LABELS
-from commands.support.kube import find_pod, plural
+from commands.support.kube import find_pod
 from integrations.errors import IntegrationError
 from integrations.kube import REDACTED, redact_secret
 

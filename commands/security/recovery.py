@@ -34,13 +34,12 @@ from typing import Any
 
 import yaml
 
-from base.text import BACKTICK_STANDIN, code, literal
+from base.text import BACKTICK_STANDIN, code, literal, plural
 from base.vocabulary import RESTARTED_AT
 from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Note, Outcome, Reply, Table
 from commands.support.backups import ARTEFACT
-from commands.support.kube import plural
 from integrations.errors import IntegrationError
 from integrations.kube import LAST_APPLIED, REDACTED, RESTORABLE
 

@@ -14,11 +14,12 @@ import asyncio
 import ipaddress
 from typing import Any
 
+from base.text import plural
 from commands.args import blockable_cidr, k8s_label, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Note, Outcome, Part, Reply, Table, Text
-from commands.support.kube import find_deployment, plural
+from commands.support.kube import find_deployment
 from commands.support.kubefmt import age, deployment_ready, replicas_text
 from integrations.errors import NotFound
 

@@ -1,4 +1,4 @@
-"""Small helpers the AWS command modules share: the client, the settings section, times.
+"""Small helpers the AWS command modules share: times as people read them.
 
 A private module (the leading underscore keeps `commands.catalog` from treating it as a command
 module), so the AWS command modules can share it without importing one another.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from base.durations import duration_text
 from commands.base import Context
 
 
@@ -41,15 +42,5 @@ def ago(value: Any, now: datetime | None = None) -> str:
     if moment is None:
         return "—"
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    future, seconds = seconds < 0, abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            text = f"{seconds // size}{unit}"
-            break
-    else:
-        text = f"{seconds}s"
-    return f"in {text}" if future else f"{text} ago"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    text = duration_text(abs(seconds), units=1)
+    return f"in {text}" if seconds < 0 else f"{text} ago"

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from base.text import one_line
 from commands.base import CommandError, Context
 from commands.parts import Failed, optional
 from commands.support.kubefmt import age, parse_time
@@ -47,10 +48,6 @@ def mem_text(size: float) -> str:
 
 def percent(part: float, whole: float) -> str:
     return f"{round(100 * part / whole)}%" if whole else "-"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def container_resources(container: Obj) -> str:
@@ -135,11 +132,6 @@ def event_row(event: Obj, with_object: bool = True) -> list[str]:
         row.append(f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}")
     row.append(one_line(str(event.get("message", "")), 160))
     return row
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 # --- lookups that explain a miss ------------------------------------------------------------

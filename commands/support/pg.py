@@ -1,4 +1,4 @@
-"""What the two Database command modules share: the client lookup, name converters, formatting.
+"""What the two Database command modules share: name converters, formatting.
 
 Not a command module (the leading underscore keeps `commands.catalog` from loading it as one), so
 `database.py` and `database_changes.py` can both import it without importing each other.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from base.text import code
+from commands.args import ECHO
 from commands.base import Context, NotConfigured
 from integrations.postgres import Postgres, check_identifier
 
@@ -33,19 +35,19 @@ def table_name(raw: str) -> str:
     """TABLE or SCHEMA.TABLE as plain SQL names: anything else is refused before any SQL exists."""
     parts = raw.split(".")
     if len(parts) > 2 or not all(_plain(p) for p in parts):
-        raise ValueError(f"`{_clip(raw)}` is not a plain table name ({NAME_RULE}; optionally schema.table).")
+        raise ValueError(f"{code(raw, ECHO)} is not a plain table name ({NAME_RULE}; optionally schema.table).")
     return raw
 
 
 def column_name(raw: str) -> str:
     if not _plain(raw):
-        raise ValueError(f"`{_clip(raw)}` is not a plain column name ({NAME_RULE}).")
+        raise ValueError(f"{code(raw, ECHO)} is not a plain column name ({NAME_RULE}).")
     return raw
 
 
 def index_name(raw: str) -> str:
     if not _plain(raw):
-        raise ValueError(f"`{_clip(raw)}` is not a plain index name ({NAME_RULE}).")
+        raise ValueError(f"{code(raw, ECHO)} is not a plain index name ({NAME_RULE}).")
     return raw
 
 
@@ -59,31 +61,14 @@ def milliseconds(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"`{_clip(raw)}` is not a number of milliseconds.") from None
+        raise ValueError(f"{code(raw, ECHO)} is not a number of milliseconds.") from None
     if not 0 <= value <= 86_400_000:
         raise ValueError("must be between 0 and 86400000 (a day).")
     return value
 
 
-def age(seconds: float) -> str:
-    """45s, 6m12s, 1h02m, 3d4h: short enough for a table cell."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
 def queries(n: int) -> str:
     return f"{n} active {'query' if n == 1 else 'queries'}"
-
-
-def one_line(query: str | None, limit: int = 80) -> str:
-    text = " ".join((query or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(name: str) -> bool:
@@ -92,8 +77,3 @@ def _plain(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _clip(raw: str, n: int = 60) -> str:
-    cleaned = raw.replace("`", "'")
-    return cleaned if len(cleaned) <= n else cleaned[: n - 1] + "…"

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from base.text import code, literal
+from base.text import code, literal, one_line, plural
 from commands.args import k8s_name, pos
 from commands.base import CommandError, Context, command
 from commands.reply import Fields, Level, Note, Part, Reply, Table, Text
-from commands.support.kube import event_row, newest_first, one_line, plural
+from commands.support.kube import event_row, newest_first
 from commands.support.kubefmt import age
 from integrations.errors import IntegrationError, NotFound
 

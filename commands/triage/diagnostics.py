@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from base.text import code
+from base.text import code, plural
 from commands.args import choice, k8s_label, k8s_name, opt, pos, switch
 from commands.base import Context, command
 from commands.parts import Failed, degraded, failed_parts, optional
@@ -25,7 +25,6 @@ from commands.support.kube import (
     newest_first,
     node_status,
     percent,
-    plural,
     pods_of_app,
     quantity,
     usage,

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from base.text import one_line, plural
 from commands.base import Context, command
 from commands.checks import STATUS_CHECKS, Check, run_checks, status_check
 from commands.parts import Failed, failures, optional
 from commands.reply import Level, Note, Part, Reply, Table, Text
-from commands.support.kube import event_row, event_time, newest_first, node_ready, node_status, one_line, plural
+from commands.support.kube import event_row, event_time, newest_first, node_ready, node_status
 from commands.support.kubefmt import parse_time, pod_ready, pod_restarts, pod_status
 from integrations import probes
 from integrations.errors import IntegrationError
