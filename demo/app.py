@@ -8,14 +8,22 @@ and returns the services and config it contributes. The console then plays Slack
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.config import parse_settings
+from demo.aws import aws_part
+from demo.console import ConsoleMessenger
+from demo.parts import DemoEnv, DemoPart, DemoSetup
+from demo.session import ConsoleSession
+from demo.targets import postgres_part, redis_part
+from demo.vendors import vendors_part
+from incidents.assemble import build_runtime
+
+__all__ = ["DEMO_USERS", "SETUPS", "DemoEnv", "DemoPart", "run_demo"]
 
 DEMO_USERS = {"olivia": "U0OPERATOR", "arjun": "U0APPROVER", "ada": "U0ADMIN", "victor": "U0VIEWER"}
 DEMO_CONFIG: dict[str, Any] = {
@@ -25,23 +33,6 @@ DEMO_CONFIG: dict[str, Any] = {
     "approvals": {"ttl_minutes": 15, "allow_self_approval": False, "exempt": []},
     "limits": {"max_replicas": 50},
 }
-
-
-@dataclass
-class DemoEnv:
-    workdir: Path
-    stack: contextlib.AsyncExitStack
-    scenario: str | None = None
-
-
-@dataclass
-class DemoPart:
-    services: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
-
-
-DemoSetup = Callable[[DemoEnv], Awaitable[DemoPart]]
 
 
 async def kube_part(env: DemoEnv) -> DemoPart:
@@ -59,27 +50,6 @@ async def kube_part(env: DemoEnv) -> DemoPart:
     return DemoPart(services={"kube": kube}, note=f"Kubernetes: sandbox cluster (KUBECONFIG={kubeconfig})")
 
 
-async def postgres_part(env: DemoEnv) -> DemoPart:
-    """The monitored database: $CF_TARGET_DATABASE_URL, else this machine's PostgreSQL if it answers."""
-    from demo.targets import postgres_part as setup
-
-    return await setup(env)
-
-
-async def redis_part(env: DemoEnv) -> DemoPart:
-    """The monitored cache: $CF_TARGET_REDIS_URL, else this machine's Redis if it answers."""
-    from demo.targets import redis_part as setup
-
-    return await setup(env)
-
-
-async def aws_part(env: DemoEnv) -> DemoPart:
-    """AWS: a moto server seeded with the runbook's resources, reached through AWS_ENDPOINT_URL."""
-    from demo.aws import aws_part as setup
-
-    return await setup(env)
-
-
 async def probes_part(env: DemoEnv) -> DemoPart:
     """Local stand-ins for the services' /health, /metrics and WebSocket endpoints, and the `probes:` config."""
     from sandbox.probe_targets import ProbeTargets
@@ -88,13 +58,6 @@ async def probes_part(env: DemoEnv) -> DemoPart:
     url = await targets.start()
     env.stack.push_async_callback(targets.stop)
     return DemoPart(config={"probes": targets.probes_config()}, note=f"Probes: stand-in service endpoints at {url}")
-
-
-async def vendors_part(env: DemoEnv) -> DemoPart:
-    """Statuspage and PagerDuty stand-ins on a local port, and clients pointed at them."""
-    from demo.vendors import vendors_part as setup
-
-    return await setup(env)
 
 
 SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part, vendors_part]
@@ -107,50 +70,83 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def run_demo(user: str, scenario: str | None = None) -> None:
-    from demo.console import ConsoleMessenger, ConsoleSession
-    from incidents.assemble import build_runtime
+async def run_demo(user: str, scenario: str | None = None, keep_files: bool = False) -> None:
+    """Run the demo in a fresh temporary folder, removed on the way out (also on Ctrl-C or an error).
 
+    The folder holds the store, the kubeconfig and the files the bot uploads; `keep_files` (or `/keep`
+    typed in the console) keeps it, and its path is printed at the end.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
-    async with contextlib.AsyncExitStack() as stack:
-        env = DemoEnv(workdir, stack, scenario)
-        services: dict[str, Any] = {}
-        config = dict(DEMO_CONFIG)
-        notes = []
-        for setup in SETUPS:
-            part = await setup(env)
-            services.update(part.services)
-            config = _merge(config, part.config)
-            if part.note:
-                notes.append(part.note)
-        settings = parse_settings(config, "demo config")
-        messenger = ConsoleMessenger(names={v: k for k, v in DEMO_USERS.items()}, files_dir=workdir / "files")
-        runtime = await build_runtime(
-            settings, database_url=f"sqlite:///{workdir / 'cf.db'}", messenger=messenger, services=services
-        )
-        stack.push_async_callback(runtime.close)
-        await runtime.start()
-        interactive = sys.stdin.isatty()
-        if interactive:
-            print(BANNER.format(names=", ".join(f"{n} ({u})" for n, u in DEMO_USERS.items())))
-            for note in notes:
-                print(f"  {note}")
-            print()
-        session = ConsoleSession(
-            messenger=messenger,
-            handle=runtime.dispatcher.handle,
-            approve=runtime.approvals.approve,
-            deny=runtime.approvals.deny,
-            users=DEMO_USERS,
-            user=DEMO_USERS.get(user, user),
-        )
-        await session.run(sys.stdin, interactive)
+    env: DemoEnv | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            env = DemoEnv(workdir, stack, scenario, keep=keep_files)
+            await _run(env, user)
+    finally:
+        _leave(workdir, keep_files if env is None else env.keep)
+
+
+async def _run(env: DemoEnv, user: str) -> None:
+    services: dict[str, Any] = {}
+    config = dict(DEMO_CONFIG)
+    notes = []
+    for setup in SETUPS:
+        part = await setup(env)
+        services.update(part.services)
+        config = _merge(config, part.config)
+        if part.note:
+            notes.append(part.note)
+    settings = parse_settings(config, "demo config")
+    messenger = ConsoleMessenger(names={v: k for k, v in DEMO_USERS.items()}, files_dir=env.workdir / "files")
+    runtime = await build_runtime(
+        settings, database_url=f"sqlite:///{env.workdir / 'cf.db'}", messenger=messenger, services=services
+    )
+    env.stack.push_async_callback(runtime.close)
+    await runtime.start()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(BANNER.format(names=", ".join(f"{n} ({u})" for n, u in DEMO_USERS.items()), workdir=env.workdir))
+        for note in notes:
+            print(f"  {note}")
+        print()
+    session = ConsoleSession(
+        messenger=messenger,
+        handle=runtime.dispatcher.handle,
+        approve=runtime.approvals.approve,
+        deny=runtime.approvals.deny,
+        users=DEMO_USERS,
+        user=DEMO_USERS.get(user, user),
+        keep=lambda: _keep(env),
+    )
+    await session.run(sys.stdin, interactive)
+
+
+def _keep(env: DemoEnv) -> Path:
+    env.keep = True
+    return env.workdir
+
+
+def _leave(workdir: Path, keep: bool) -> None:
+    """Keep the run's folder and say where, or remove it; a folder that will not go is said in one line."""
+    if keep:
+        print(f"The demo's files are kept in {workdir}")
+        return
+    try:
+        shutil.rmtree(workdir)
+    except OSError as exc:
+        print(f"Could not remove the demo's folder {workdir}: {exc}", file=sys.stderr)
 
 
 BANNER = """\
 cf demo — the bot in your terminal, against a simulated Candlefish platform (#incident-response).
   /cf help                 list commands          /cf pods      /cf scale graphql-api 10
   /as NAME                 act as someone else: {names}
-  a number                 click that button      /quit         leave
+  1, 2, …                  click a button of the last message drawn with buttons
+  4.1                      click button 1 of message 4 (each button line says its message's number)
   /cf incident declare sev1 Editor is down       then `/in editor` to type in its channel (`/in` to come back)
+  /keep                    keep this run's folder ({workdir}) when you leave; else it is removed
+  /quit                    leave
+A number that no longer names a showing button (the message was updated: approved, denied, expired)
+is refused, never passed to another button. If new buttons appear while you type, a bare number is
+refused too: type MESSAGE.BUTTON.
 You start as olivia (operator). Ask for a change, then `/as arjun` and approve it."""

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from bot.config import parse_settings
-from demo.app import DemoEnv, DemoPart
+from demo.parts import DemoEnv, DemoPart
 
 DEMO_AWS_CONFIG: dict[str, Any] = {"aws": {"waf_rule_group": "candlefish-rate-limit"}}
 CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")

@@ -1,18 +1,23 @@
 """The demo transport: a terminal that plays Slack.
 
 `/cf ...` lines go to the same dispatcher Slack uses, and the same Block Kit comes back; this module
-only draws it as text. Buttons are numbered (type the number to click), `/as USER` switches who is
-typing so a second person can approve, files are saved under the demo's directory. Input can be
-piped: each line is handled completely (including an approved change) before the next is read.
+only draws it as text (the typing side, `/as USER`, `/in CHANNEL` and clicks, is `demo.session`).
+Files are saved under the demo's directory.
+
+Buttons are numbered per message, and a number never reaches a button it did not name when it was
+shown. Each drawing of a message's buttons (when it is posted, and again each time it is updated
+with buttons) gets the next message number M, never reused; its buttons are M.1, M.2, … . A bare
+`1`, `2`, … clicks a button of the latest drawing — the last button line on the screen — and is
+refused if new buttons were drawn after the prompt appeared (then type M.B). A number whose message
+was updated since (approved, denied, expired: its buttons gone or redrawn under a new number) is
+refused with a line saying so; nothing else is clicked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +29,11 @@ from commands.reply import File
 CHANNEL = "C0INCIDENT"
 
 
+# `:name:` emoji, not inside a word (so `doc:snapshot:4` stays whole); code is never touched
+EMOJI = re.compile(r"(?<!\w):[a-z][a-z0-9_+-]*:(?!\w) ?")
+CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
+
+
 @dataclass(frozen=True)
 class ConsoleButton:
     label: str
@@ -33,9 +43,18 @@ class ConsoleButton:
     channel: str = CHANNEL
 
 
+@dataclass(frozen=True)
+class ButtonRow:
+    """One drawing of one message's buttons: `number` is the M of M.B, `message` which message it was."""
+
+    number: int
+    message: str
+    buttons: tuple[ConsoleButton, ...]
+
+
 @dataclass
 class ConsoleMessenger:
-    """Prints messages; remembers the buttons of messages that still show them.
+    """Prints messages; remembers every drawing of buttons and which one each message shows now.
 
     Messages to other channels than #incident-response (incident channels) are printed with the
     channel's name in front, and their buttons run in that channel when clicked.
@@ -44,10 +63,12 @@ class ConsoleMessenger:
     out: TextIO = sys.stdout
     names: dict[str, str] = field(default_factory=dict)
     files_dir: Path | None = None
-    buttons: dict[str, list[ConsoleButton]] = field(default_factory=dict)
+    rows: dict[int, ButtonRow] = field(default_factory=dict)  # every drawing, by message number
+    live: dict[str, int] = field(default_factory=dict)  # message -> the number its buttons show now
     channels: dict[str, str] = field(default_factory=lambda: {CHANNEL: "incident-response"})
     home: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ts: int = 0
+    _replies: int = 0
 
     def _next_ts(self) -> str:
         self._ts += 1
@@ -60,11 +81,11 @@ class ConsoleMessenger:
         return ts
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
-        self.buttons.pop(ts, None)
+        self.live.pop(_message(channel, ts), None)
         self._print(blocks, text, indent=self._where(channel) + "  ✎ ", ts=ts, compact=True, channel=channel)
 
     async def respond(self, origin: Origin, text: str, blocks: Blocks | None = None) -> None:
-        self._print(blocks, text, indent="  (only you) ")
+        self._print(blocks, text, indent="  (only you) ", channel=origin.channel or CHANNEL)
 
     async def upload(self, channel: str, thread_ts: str | None, file: File) -> None:
         lines = file.content.count(b"\n") + 1
@@ -135,6 +156,8 @@ class ConsoleMessenger:
         if not blocks:
             return self.mrkdwn(text).splitlines() or [""]
         lines: list[str] = []
+        buttons: list[ConsoleButton] = []
+        last_row = -1
         for block in blocks:
             kind = block.get("type")
             if compact and kind not in ("header", "section", "actions"):
@@ -153,31 +176,56 @@ class ConsoleMessenger:
             elif kind == "divider":
                 lines.append("-" * 40)
             elif kind == "actions":
-                lines.append(self._buttons(block, ts, channel))
+                lines.append(self._buttons(block, ts, channel, buttons))
+                last_row = len(lines) - 1
+        if buttons:
+            number = self._remember(buttons, channel, ts)
+            lines[last_row] += f"   (message {number}: type the number, or {number}.N once newer buttons show)"
         return lines
 
-    def _buttons(self, block: dict[str, Any], ts: str, channel: str = CHANNEL) -> str:
+    def _buttons(self, block: dict[str, Any], ts: str, channel: str, buttons: list[ConsoleButton]) -> str:
+        """One actions block as `[N] Label` choices; N counts on across the message's blocks."""
         shown = []
         for el in block.get("elements", []):
             if el.get("type") != "button":
                 continue
-            self.buttons.setdefault(ts, []).append(
-                ConsoleButton(el["text"]["text"], el["action_id"], el.get("value", ""), ts, channel)
-            )
-            shown.append(f"[{self.number_of(ts, el['action_id'])}] {el['text']['text']}")
-        return "  " + "   ".join(shown) + "   (type the number to click)"
+            buttons.append(ConsoleButton(el["text"]["text"], el["action_id"], el.get("value", ""), ts, channel))
+            shown.append(f"[{len(buttons)}] {el['text']['text']}")
+        return "  " + "   ".join(shown)
 
-    def visible_buttons(self) -> list[ConsoleButton]:
-        return [b for bs in self.buttons.values() for b in bs]
+    def _remember(self, buttons: list[ConsoleButton], channel: str, ts: str) -> int:
+        """A new message number for this drawing; the message's earlier number (if any) is dead from now."""
+        if ts:
+            message = _message(channel, ts)
+        else:  # an ephemeral reply: never updated, each one its own message
+            self._replies += 1
+            message = f"reply/{self._replies}"
+        number = self.latest + 1
+        self.rows[number] = ButtonRow(number, message, tuple(buttons))
+        self.live[message] = number
+        return number
 
-    def number_of(self, ts: str, action_id: str) -> int:
-        for i, b in enumerate(self.visible_buttons(), start=1):
-            if b.message_ts == ts and b.action_id == action_id:
-                return i
-        return 0
+    @property
+    def latest(self) -> int:
+        """The number of the last drawing of buttons (0: none yet) — what a bare `1`, `2`, … clicks."""
+        return max(self.rows, default=0)
+
+    def is_live(self, number: int) -> bool:
+        row = self.rows.get(number)
+        return row is not None and self.live.get(row.message) == number
+
+    def showing(self, limit: int = 3) -> str:
+        """The newest buttons still showing, as `M.B Label` choices, for a refusal's last words."""
+        numbers = sorted((n for n in self.live.values()), reverse=True)[:limit]
+        if not numbers:
+            return "no buttons are showing"
+        return "showing: " + "; ".join(
+            ", ".join(f"{n}.{i} {b.label}" for i, b in enumerate(self.rows[n].buttons, start=1)) for n in numbers
+        )
 
     def mrkdwn(self, text: str) -> str:
         text = guard(text)  # what Slack would receive: outside text's `<...>` is already harmless here
+        text = "".join(part if i % 2 else EMOJI.sub("", part) for i, part in enumerate(CODE.split(text)))
         text = text.replace("```\n", "").replace("\n```", "").replace("```", "")
         text = re.sub(r"<@([UW][A-Z0-9]+)>", lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
@@ -185,107 +233,8 @@ class ConsoleMessenger:
         text = re.sub(r"<#([CG][A-Z0-9]+)\|([^>]*)>", lambda m: "#" + (m.group(2) or self.channels.get(m.group(1), "")),
                       text)
         text = re.sub(r"<#([CG][A-Z0-9]+)>", lambda m: "#" + self.channels.get(m.group(1), m.group(1)), text)
-        text = re.sub(r":[a-z_]+: ?", "", text)
         return html.unescape(text)
 
 
-@dataclass
-class ConsoleSession:
-    """Reads lines, plays the acting user, clicks numbered buttons."""
-
-    messenger: ConsoleMessenger
-    handle: Callable[[Origin, str], Any]
-    approve: Callable[[str, Origin], Any]
-    deny: Callable[[str, Origin], Any]
-    users: dict[str, str]  # name -> user id
-    user: str
-    out: TextIO = sys.stdout
-    channel: str = CHANNEL  # `/in NAME` moves the session into an incident channel
-
-    def origin(self) -> Origin:
-        return Origin(user=self.user, channel=self.channel)
-
-    def _name(self) -> str:
-        return next((n for n, uid in self.users.items() if uid == self.user), self.user)
-
-    def prompt(self) -> str:
-        where = "" if self.channel == CHANNEL else f" #{self.messenger.channels.get(self.channel, self.channel)}"
-        return f"{self._name()}{where}> "
-
-    async def line(self, raw: str) -> bool:
-        """Handle one input line; False means quit."""
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            return True
-        if text in ("/quit", "/exit", "exit", "quit"):
-            return False
-        if text.startswith("/as"):
-            self._switch(text[3:].strip())
-            return True
-        if text == "/in" or text.startswith("/in "):
-            self._enter(text[3:].strip().lstrip("#"))
-            return True
-        if text.isdigit():
-            await self._click(int(text))
-            return True
-        if text.startswith("/cf"):
-            await self.handle(self.origin(), self._mentions(text[3:].strip()))
-            return True
-        self.out.write("  Type `/cf COMMAND` (try `/cf help`), `/as USER`, `/in CHANNEL`, a button number, or /quit.\n")
-        return True
-
-    def _switch(self, who: str) -> None:
-        uid = self.users.get(who.lstrip("@").lower()) or (who if who in self.users.values() else None)
-        if uid is None:
-            known = ", ".join(f"{n} ({u})" for n, u in self.users.items())
-            self.out.write(f"  Unknown user `{who}`. Demo users: {known}\n")
-            return
-        self.user = uid
-        self.out.write(f"  You are now {self._name()} ({uid}).\n")
-
-    def _enter(self, name: str) -> None:
-        """`/in` alone: back to #incident-response; else the newest channel whose name contains NAME."""
-        if not name:
-            self.channel = CHANNEL
-        else:
-            found = [cid for cid, n in self.messenger.channels.items() if name in n]
-            if not found:
-                self.out.write(f"  No channel matches `{name}`. Channels: "
-                               f"{', '.join('#' + n for n in self.messenger.channels.values())}\n")
-                return
-            self.channel = found[-1]
-        self.out.write(f"  You are in #{self.messenger.channels.get(self.channel, self.channel)}.\n")
-
-    def _mentions(self, text: str) -> str:
-        """`@arjun` -> `<@U0APPROVER|arjun>`, as Slack escapes a mention in a slash command."""
-        return re.sub(r"(?<![<\w])@([a-z][\w.-]*)",
-                      lambda m: f"<@{self.users[m.group(1).lower()]}|{m.group(1)}>"
-                      if m.group(1).lower() in self.users else m.group(0), text)
-
-    async def _click(self, number: int) -> None:
-        buttons = self.messenger.visible_buttons()
-        if not 1 <= number <= len(buttons):
-            self.out.write("  No button with that number is showing.\n")
-            return
-        button = buttons[number - 1]
-        origin = Origin(user=self.user, channel=button.channel, message_ts=button.message_ts)
-        self.out.write(f"  ({self._name()} clicked {button.label})\n")
-        if button.action_id == "cf_approve":
-            await self.approve(button.value, origin)
-        elif button.action_id == "cf_deny":
-            await self.deny(button.value, origin)
-        elif button.action_id.startswith("cf_run"):
-            await self.handle(origin, button.value)
-
-    async def run(self, stream: TextIO, interactive: bool) -> None:
-        while True:
-            if interactive:
-                self.out.write(self.prompt())
-                self.out.flush()
-            raw = await asyncio.to_thread(stream.readline)
-            if not raw:
-                break
-            if not interactive:
-                self.out.write(f"{self.prompt()}{raw.rstrip()}\n")
-            if not await self.line(raw):
-                break
+def _message(channel: str, ts: str) -> str:
+    return f"{channel}/{ts}"

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from bot.config import PostgresTarget, RedisTarget
-from demo.app import DemoEnv, DemoPart
+from demo.parts import DemoEnv, DemoPart
 from integrations.errors import IntegrationError
 from integrations.postgres import Postgres
 from integrations.redis import Redis

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from demo.app import DemoEnv, DemoPart
+from demo.parts import DemoEnv, DemoPart
 from integrations.pagerduty import PagerDuty
 from integrations.statuspage import Statuspage
 
