@@ -48,7 +48,10 @@ from commands.reply import Outcome
 
 log = logging.getLogger(__name__)
 
-ContextFactory = Callable[[str, str, frozenset[Role], Callable[[str], Awaitable[None]], str | None], Context]
+# (requester, channel, roles, progress, incident id, the command's needs) -> its Context
+ContextFactory = Callable[
+    [str, str, frozenset[Role], Callable[[str], Awaitable[None]], str | None, tuple[str, ...]], Context
+]
 
 
 class Approvals:
@@ -252,7 +255,7 @@ class Approvals:
             if action.message_ts:
                 await self.audit.post(action.channel, action.message_ts, text)
 
-        ctx = self.make_context(action.requester, action.channel, roles, progress, action.incident_id)
+        ctx = self.make_context(action.requester, action.channel, roles, progress, action.incident_id, spec.needs)
         change = await spec.fn(ctx, **action.args)
         if not isinstance(change, Change):
             raise TypeError(f"change command {action.command!r} returned {type(change).__name__}, not Change")

@@ -13,7 +13,7 @@ import html
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -29,7 +29,7 @@ from bot.render import context as context_block
 from bot.render import render_reply
 from bot.store import StoreUnavailable
 from commands.args import UsageError, split_text
-from commands.base import Change, CommandSpec, Context, Kind, Registry, Reply, Role
+from commands.base import Change, CommandSpec, Context, Kind, Registry, Reply, Role, Services
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Dispatcher:
         policy: Policy,
         messenger: Messenger,
         audit: AuditTrail,
-        services: Mapping[str, Any],
+        services: Services,
         approvals: Approvals | None = None,
         incident_lookup: IncidentLookup | None = None,
         clock: Callable[[], float] = time.time,
@@ -60,7 +60,7 @@ class Dispatcher:
         self.policy = policy
         self.messenger = messenger
         self.audit = audit
-        self.services = dict(services)
+        self.services = services.copy()
         self.incident_lookup = incident_lookup
         self.clock = clock
         self.on_command = on_command
@@ -83,7 +83,9 @@ class Dispatcher:
         roles: frozenset[Role],
         progress: Callable[[str], Awaitable[None]] | None = None,
         incident_id: str | None = None,
+        needs: Iterable[str] = (),
     ) -> Context:
+        """A command's context: it reaches exactly the clients in `needs` (its spec's), typed."""
         ctx = Context(
             user=user,
             channel=channel,
@@ -92,6 +94,7 @@ class Dispatcher:
             services=self.services,
             roles=roles,
             incident_id=incident_id,
+            needs=frozenset(needs),
         )
         if progress is not None:
             ctx.progress = progress
@@ -166,7 +169,7 @@ class Dispatcher:
         self, origin: Origin, spec: CommandSpec, args: dict[str, Any], roles: frozenset[Role], text: str,
         incident_id: str | None,
     ) -> None:
-        ctx = self.make_context(origin.user, origin.channel, roles, incident_id=incident_id)
+        ctx = self.make_context(origin.user, origin.channel, roles, incident_id=incident_id, needs=spec.needs)
         started = time.perf_counter()
         reply = await spec.fn(ctx, **args)
         if not isinstance(reply, Reply):
@@ -179,7 +182,7 @@ class Dispatcher:
         self, origin: Origin, spec: CommandSpec, args: dict[str, Any], roles: frozenset[Role], text: str,
         incident_id: str | None,
     ) -> None:
-        ctx = self.make_context(origin.user, origin.channel, roles, incident_id=incident_id)
+        ctx = self.make_context(origin.user, origin.channel, roles, incident_id=incident_id, needs=spec.needs)
         change = await spec.fn(ctx, **args)
         if not isinstance(change, Change):
             raise TypeError(f"change command {spec.title!r} returned {type(change).__name__}, not Change")

@@ -26,6 +26,7 @@ from bot.metrics import Metrics
 from bot.policy import Policy
 from bot.scheduler import Scheduler
 from bot.store import Store, StoreUnavailable
+from commands.base import Services
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Runtime:
     dispatcher: Dispatcher
     approvals: Approvals
     scheduler: Scheduler
-    services: dict[str, Any]
+    services: Services
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=new_instance_id)
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)

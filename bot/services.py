@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from typing import Any
 
 from bot.config import Settings
+from commands.base import Services
 from integrations.errors import IntegrationError
+from integrations.protocols import AwsClient, KubeClient, PagerDutyClient, PostgresClient, RedisClient, StatuspageClient
 
 log = logging.getLogger(__name__)
 
-Builder = Callable[[Settings], Any]
+# Each builder returns its client as the Protocol commands see (integrations/protocols.py), so mypy
+# checks here that the real class still satisfies it.
 
 
-def kube(settings: Settings) -> Any:
+def kube(settings: Settings) -> KubeClient | None:
     from integrations.kube import Kube
 
     kcfg = settings.kubernetes
@@ -38,7 +39,7 @@ def kube(settings: Settings) -> Any:
     return None
 
 
-def postgres(settings: Settings) -> Any:
+def postgres(settings: Settings) -> PostgresClient | None:
     """The monitored database (not the bot's store), when its DSN env var is set."""
     from integrations.postgres import Postgres
 
@@ -52,7 +53,7 @@ def postgres(settings: Settings) -> Any:
                     maintenance_timeout_s=target.maintenance_timeout_seconds)
 
 
-def redis(settings: Settings) -> Any:
+def redis(settings: Settings) -> RedisClient | None:
     """The monitored cache, when its URL env var is set."""
     from integrations.redis import Redis
 
@@ -64,7 +65,7 @@ def redis(settings: Settings) -> Any:
     return Redis(url, timeout=target.timeout_seconds, scan_count=target.scan_count)
 
 
-def aws(settings: Settings) -> Any:
+def aws(settings: Settings) -> AwsClient | None:
     """boto3's own credential chain and endpoint settings (IRSA, AWS_ENDPOINT_URL); None when disabled."""
     from integrations.aws import Aws
 
@@ -74,7 +75,7 @@ def aws(settings: Settings) -> Any:
     return Aws(settings.aws.region, settings.aws.timeout_seconds)
 
 
-def statuspage(settings: Settings) -> Any:
+def statuspage(settings: Settings) -> StatuspageClient | None:
     """Atlassian Statuspage, when `statuspage.page_id` is set and STATUSPAGE_API_KEY is in the environment."""
     from integrations.statuspage import Statuspage
 
@@ -86,7 +87,7 @@ def statuspage(settings: Settings) -> Any:
     return Statuspage(cfg.api_url, cfg.page_id, key, cfg.timeout_seconds)
 
 
-def pagerduty(settings: Settings) -> Any:
+def pagerduty(settings: Settings) -> PagerDutyClient | None:
     """PagerDuty Events API v2, when PAGERDUTY_ROUTING_KEY is in the environment."""
     from integrations.pagerduty import PagerDuty
 
@@ -98,23 +99,28 @@ def pagerduty(settings: Settings) -> Any:
     return PagerDuty(cfg.events_url, key, cfg.source, cfg.timeout_seconds)
 
 
-# name -> builder. Commands ask for these names in `needs=[...]` and through `ctx.service(name)`.
-BUILDERS: dict[str, Builder] = {
-    "kube": kube,
-    "postgres": postgres,
-    "redis": redis,
-    "aws": aws,
-    "statuspage": statuspage,
-    "pagerduty": pagerduty,
-}
+# The names `build_services` builds; the platform adds "audit" and "artefacts", the incidents domain
+# "incidents" (commands/clients.py `Services` lists them all). Commands name them in `needs=[...]`.
+BUILT = ("kube", "postgres", "redis", "aws", "statuspage", "pagerduty")
 
 
-def build_services(settings: Settings, only: set[str] | None = None) -> dict[str, Any]:
-    services: dict[str, Any] = {}
-    for name, builder in BUILDERS.items():
-        if only is not None and name not in only:
-            continue
-        client = builder(settings)
-        if client is not None:
-            services[name] = client
+def build_services(settings: Settings, only: set[str] | None = None) -> Services:
+    """Every configured integration's client (or those in `only`), typed by name."""
+    services = Services()
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
+    if wanted("kube") and (kube_client := kube(settings)) is not None:
+        services["kube"] = kube_client
+    if wanted("postgres") and (pg_client := postgres(settings)) is not None:
+        services["postgres"] = pg_client
+    if wanted("redis") and (redis_client := redis(settings)) is not None:
+        services["redis"] = redis_client
+    if wanted("aws") and (aws_client := aws(settings)) is not None:
+        services["aws"] = aws_client
+    if wanted("statuspage") and (sp_client := statuspage(settings)) is not None:
+        services["statuspage"] = sp_client
+    if wanted("pagerduty") and (pd_client := pagerduty(settings)) is not None:
+        services["pagerduty"] = pd_client
     return services

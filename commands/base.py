@@ -17,13 +17,18 @@ This package never imports `bot`: the arrows point bot -> commands -> integratio
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from base.settings import Settings
 from commands.args import Arg, UsageError, parse_tokens
+from commands.clients import SERVICE_NAMES, ArtefactStore, AuditClient, IncidentsClient, Services
 from commands.reply import Change, Reply
+from integrations.protocols import AwsClient, KubeClient, PagerDutyClient, PostgresClient, RedisClient, StatuspageClient
+
+T = TypeVar("T")
 
 # The help areas, in the runbook's order, and the module (or package) of commands/ that holds each: `/cf help`'s
 # sections, the README's command tables and the area modules list the same names (a test holds them equal).
@@ -173,6 +178,11 @@ def command(
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Declare a command. The function is registered and returned unchanged."""
 
+    needs = tuple(needs)
+    unknown = sorted(set(needs) - SERVICE_NAMES)
+    if unknown:
+        raise ValueError(f"command {name!r} needs unknown clients {unknown} (known: {sorted(SERVICE_NAMES)})")
+
     def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         spec = CommandSpec(
             name=tuple(name.split()),
@@ -198,33 +208,105 @@ async def _no_progress(_text: str) -> None:
     return None
 
 
+class Undeclared(Exception):
+    """A command used a client it did not list in `needs`: a programming error, not the user's.
+
+    `needs` is the injection: a command receives exactly the clients it declared. Every command's
+    test runs it through a `Context` that knows its spec's needs, so an undeclared use fails there.
+    """
+
+
 @dataclass
 class Context:
     """What a command function receives besides its arguments.
 
-    `services` holds the integration clients built once at start-up (by name: "kube", "audit", ...).
-    `settings` is the bot's validated configuration object; commands read plain attributes of it.
-    `progress` posts a line to the request's thread (long changes such as a node drain use it).
+    The clients are typed properties — `ctx.kube`, `ctx.aws`, `ctx.postgres`, `ctx.redis`,
+    `ctx.statuspage`, `ctx.pagerduty`, `ctx.audit`, `ctx.artefacts`, `ctx.incidents` — each the narrow
+    Protocol of `integrations.protocols` / `commands.clients`. One raises `NotConfigured` (a sentence
+    for the user) when this deployment has no such client, and `Undeclared` when the running command
+    did not list it in `needs`. `needs` is that list: the dispatcher and the approval flow pass the
+    command's (`CommandSpec.needs`), `run_checks` each check's; built bare (a test, a job) it is empty
+    and no client is reachable. `configured(name)` asks whether a client exists without using it.
+    `settings` is the validated configuration; `progress` posts a line to the request's thread (long
+    changes such as a node drain use it).
     """
 
     user: str
     channel: str
     namespace: str
-    settings: Any
-    services: Mapping[str, Any] = field(default_factory=dict)
+    settings: Settings
+    services: Services = field(default_factory=lambda: Services())
     roles: frozenset[Role] = frozenset()
     progress: Callable[[str], Awaitable[None]] = _no_progress
     incident_id: str | None = None
+    needs: frozenset[str] = frozenset()
 
-    def service(self, name: str) -> Any:
-        svc = self.services.get(name)
-        if svc is None:
-            raise NotConfigured(f"{_SERVICE_NAMES.get(name, name)} is not configured for this bot.")
-        return svc
+    def narrowed(self, needs: Iterable[str]) -> Context:
+        """This context for other code with its own declaration (a status check run by `/cf status`)."""
+        return replace(self, needs=frozenset(needs))
+
+    def configured(self, name: str) -> bool:
+        """Whether this deployment has the client `name` (asking uses nothing, so it needs no declaration)."""
+        return self.services.get(name) is not None
+
+    def _need(self, name: str, client: T | None) -> T:
+        if name not in self.needs:
+            raise Undeclared(f"this command used the {name!r} client without declaring it: add {name!r} to its "
+                             f"needs (it declared {sorted(self.needs) or 'none'}).")
+        if client is None:
+            raise NotConfigured(self._not_configured(name))
+        return client
+
+    def _not_configured(self, name: str) -> str:
+        if name == "postgres":
+            env = self.settings.targets.postgres.dsn_env
+            return (f"The monitored PostgreSQL database is not configured: set `{env}` to its connection string "
+                    "and restart the bot.")
+        if name == "redis":
+            return (f"The monitored Redis cache is not configured: set `{self.settings.targets.redis.url_env}` to "
+                    "its redis:// URL and restart the bot.")
+        if name == "statuspage":
+            return ("The status page is not configured: set `statuspage.page_id` in the config and "
+                    "STATUSPAGE_API_KEY in the environment.")
+        if name == "pagerduty":
+            return "PagerDuty is not configured (set PAGERDUTY_ROUTING_KEY)."
+        return f"{_SERVICE_NAMES.get(name, name)} is not configured for this bot."
 
     @property
-    def kube(self) -> Any:
-        return self.service("kube")
+    def kube(self) -> KubeClient:
+        return self._need("kube", self.services.get("kube"))
+
+    @property
+    def aws(self) -> AwsClient:
+        return self._need("aws", self.services.get("aws"))
+
+    @property
+    def postgres(self) -> PostgresClient:
+        return self._need("postgres", self.services.get("postgres"))
+
+    @property
+    def redis(self) -> RedisClient:
+        return self._need("redis", self.services.get("redis"))
+
+    @property
+    def statuspage(self) -> StatuspageClient:
+        return self._need("statuspage", self.services.get("statuspage"))
+
+    @property
+    def pagerduty(self) -> PagerDutyClient:
+        return self._need("pagerduty", self.services.get("pagerduty"))
+
+    @property
+    def audit(self) -> AuditClient:
+        return self._need("audit", self.services.get("audit"))
+
+    @property
+    def artefacts(self) -> ArtefactStore:
+        return self._need("artefacts", self.services.get("artefacts"))
+
+    @property
+    def incidents(self) -> IncidentsClient:
+        return self._need("incidents", self.services.get("incidents"))
 
     def has_role(self, role: Role) -> bool:
         return Role.admin in self.roles or role in self.roles
@@ -236,6 +318,8 @@ _SERVICE_NAMES = {
     "postgres": "The monitored PostgreSQL database",
     "redis": "The monitored Redis cache",
     "audit": "The audit store",
+    "artefacts": "The artefact store",
+    "incidents": "Incident management",
 }
 
 __all__ = [
@@ -252,6 +336,8 @@ __all__ = [
     "Registry",
     "Reply",
     "Role",
+    "Services",
+    "Undeclared",
     "UsageError",
     "command",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from base.durations import duration_text
 from base.text import code, literal
 from commands.args import duration, opt, pos, positive_int, switch
 from commands.base import AREAS, REGISTRY, CommandError, CommandSpec, Context, Kind, command
+from commands.clients import AuditClient, AuditEntryView
 from commands.reply import File, Note, Part, Reply, Text
 
 AREA = "Bot"
@@ -121,7 +123,7 @@ async def audit(
     id: str | None = None,  # the option is --id
     export: bool = False,
 ) -> Reply:
-    trail = ctx.service("audit")
+    trail = ctx.audit
     users = await _people(trail, user) if user else []
     limit = min(n or EXPORT_MAX, EXPORT_MAX) if export else min(n or SHOWN, SHOWN_MAX)
     found = await trail.query(limit + 1, target=target, users=users, since_seconds=since, request_id=id)
@@ -140,7 +142,7 @@ async def audit(
     return Reply(title=f"Audit trail: last {len(entries)} entries", parts=parts)
 
 
-async def _people(trail: Any, raw: str) -> list[str]:
+async def _people(trail: AuditClient, raw: str) -> list[str]:
     """`<@U123>` and `<@U123|name>` (a mention, as Slack sends it) or `U123`: that id; else a name."""
     mention = _MENTION.fullmatch(raw)
     if mention:
@@ -156,8 +158,8 @@ async def _people(trail: Any, raw: str) -> list[str]:
     return found
 
 
-def _ids_in(entries: list[Any]) -> list[str]:
-    ids: list[str] = []
+def _ids_in(entries: Sequence[AuditEntryView]) -> list[str]:
+    ids: list[object] = []
     for e in entries:
         ids += [e.actor, e.requester, e.approver, e.detail.get("approver"), e.detail.get("requester")]
     return [i for i in ids if isinstance(i, str) and i]
@@ -177,7 +179,7 @@ def _filters(target: str | None, raw_user: str | None, users: list[str], names: 
     return ", ".join(said)
 
 
-def _entry_line(e: Any, names: dict[str, str]) -> str:
+def _entry_line(e: AuditEntryView, names: dict[str, str]) -> str:
     """One entry: time, event, target, the command as typed, who, what happened, the request id."""
     when = datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
     parts = [f"`{when}` *{literal(e.event, 40)}*"]
@@ -194,7 +196,7 @@ def _entry_line(e: Any, names: dict[str, str]) -> str:
     return " · ".join(parts)
 
 
-def _detail(e: Any, names: dict[str, str]) -> str:
+def _detail(e: AuditEntryView, names: dict[str, str]) -> str:
     detail: dict[str, Any] = e.detail
     if "before" in detail:
         text = f"{detail['before']} -> {detail['after']}"
@@ -223,7 +225,7 @@ def _chunks(lines: list[str]) -> list[str]:
     return [*chunks, current] if current else chunks
 
 
-def _export(entries: list[Any], more: bool, about: str) -> Reply:
+def _export(entries: Sequence[AuditEntryView], more: bool, about: str) -> Reply:
     """The selection as JSON Lines, oldest first, with the stored raw ids (no names)."""
     if not entries:
         return Reply(title="Audit trail: nothing to export",
@@ -238,7 +240,7 @@ def _export(entries: list[Any], more: bool, about: str) -> Reply:
                  files=[File(filename, ("\n".join(lines) + "\n").encode(), "Audit trail export")])
 
 
-def _raw(e: Any) -> dict[str, Any]:
+def _raw(e: AuditEntryView) -> dict[str, Any]:
     return {
         "time": datetime.fromtimestamp(e.at, UTC).isoformat().replace("+00:00", "Z"),
         "at": e.at,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from commands.base import Context, NotConfigured
+from commands.clients import SERVICE_NAMES
 from integrations.errors import IntegrationError
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -53,10 +54,15 @@ def status_check(
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check for `/cf status`; the function is returned unchanged."""
 
+    needs = tuple(needs)
+    unknown = sorted(set(needs) - SERVICE_NAMES)
+    if unknown:
+        raise ValueError(f"status check {name!r} needs unknown clients {unknown} (known: {sorted(SERVICE_NAMES)})")
+
     def decorate(fn: CheckFn) -> CheckFn:
         if any(c.name == name for c in STATUS_CHECKS):
             raise ValueError(f"status check {name!r} is registered twice")
-        STATUS_CHECKS.append(CheckSpec(name, fn, order, tuple(needs), timeout))
+        STATUS_CHECKS.append(CheckSpec(name, fn, order, needs, timeout))
         STATUS_CHECKS.sort(key=lambda c: (c.order, c.name))
         return fn
 
@@ -64,12 +70,12 @@ def status_check(
 
 
 async def _run_one(ctx: Context, spec: CheckSpec) -> list[Check]:
-    missing = [n for n in spec.needs if ctx.services.get(n) is None]
+    missing = [n for n in spec.needs if not ctx.configured(n)]
     if missing:
         return [Check(spec.name, "skip", "not configured")]
     started = time.perf_counter()
     try:
-        return await asyncio.wait_for(spec.fn(ctx), timeout=spec.timeout)
+        return await asyncio.wait_for(spec.fn(ctx.narrowed(spec.needs)), timeout=spec.timeout)
     except TimeoutError:
         return [Check(spec.name, "fail", f"no answer within {spec.timeout:g}s", (time.perf_counter() - started) * 1000)]
     except NotConfigured as exc:

@@ -23,7 +23,7 @@ from typing import Any
 from base.durations import duration_text
 from bot.config import Settings
 from bot.messenger import DeliveryError, Messenger
-from commands.base import Context
+from commands.base import Context, Services
 from commands.checks import Check, run_checks
 from incidents.store import IncidentStore
 from integrations.errors import IntegrationError
@@ -122,7 +122,7 @@ def _moment(value: Any) -> datetime | None:
 
 class RpoJob(_Job):
     def __init__(self, settings: Settings, records: IncidentStore, messenger: Messenger,
-                 services: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
+                 services: Services, clock: Callable[[], float] = time.time) -> None:
         super().__init__(settings, records, messenger, clock)
         self.services = services
         self._skipped_logged = False

@@ -21,7 +21,7 @@ from bot.policy import Policy
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.store import Store
-from commands.base import Registry, Role
+from commands.base import Registry, Role, Services
 from incidents.alerts import AlertService
 from incidents.home import HomeTab
 from incidents.jobs import HealthJob, RpoJob
@@ -53,7 +53,7 @@ def effective_settings(settings: Settings) -> Settings:
 
 
 def build_operations(*, settings: Settings, store: Store, messenger: Messenger, audit: AuditTrail,
-                     policy: Policy, registry: Registry, services: dict[str, Any],
+                     policy: Policy, registry: Registry, services: Services,
                      clock: Callable[[], float] = time.time) -> Operations:
     incidents = IncidentService(settings=settings, store=store, messenger=messenger, audit=audit, registry=registry,
                                 policy=policy, services=services, clock=clock)
@@ -64,7 +64,7 @@ def build_operations(*, settings: Settings, store: Store, messenger: Messenger, 
 
 
 def schedule_jobs(ops: Operations, *, scheduler: Scheduler, dispatcher: Dispatcher, settings: Settings,
-                  services: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
+                  services: Services, clock: Callable[[], float] = time.time) -> None:
     """Reminders, the health SLA check and the RPO check, each once per tick across replicas."""
     records: IncidentStore = ops.incidents.records
 

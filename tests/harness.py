@@ -21,6 +21,7 @@ from bot.config import parse_settings
 from bot.messenger import SlackMessenger, web_client
 from bot.runtime import Runtime
 from bot.slack_app import group_resolver
+from commands.base import Services
 from incidents.assemble import build_runtime, build_web_application
 from tests.slack_sim import Delivery, SlackDriver, SlackSim
 
@@ -134,7 +135,7 @@ async def start_bot(
     sim: SlackSim,
     *,
     database_url: str,
-    services: dict[str, Any] | None = None,
+    services: Services | None = None,
     config: dict[str, Any] | None = None,
 ) -> BotHarness:
     settings = parse_settings(merge(BASE_CONFIG, config or {}), "test config")
@@ -143,7 +144,7 @@ async def start_bot(
         settings,
         database_url=database_url,
         messenger=SlackMessenger(client),
-        services=dict(services or {}),
+        services=services.copy() if services else Services(),
         resolve_group=group_resolver(client),
     )
     runner = web.AppRunner(build_web_application(runtime, client, SIGNING_SECRET), access_log=None)

@@ -24,13 +24,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from base.text import code, literal
 from commands.base import Context, NotConfigured, command
 from commands.checks import Check, Status
 from commands.reply import Level, Note, Reply, Text
-from commands.support.awsfmt import ago, aws, cfg, stamp, utc
+from commands.support.awsfmt import ago, stamp, utc
 from commands.support.backups import ARTEFACT
 from integrations.errors import IntegrationError
 
@@ -80,11 +79,11 @@ def _rpo(ctx: Context) -> float:
 
 async def _window(ctx: Context) -> Check:
     name = "Restorable window"
-    db = await aws(ctx).db_instance(cfg(ctx).rds_instance)
+    db = await ctx.aws.db_instance(ctx.settings.aws.rds_instance)
     rpo = _rpo(ctx)
     days = int(db.get("BackupRetentionPeriod") or 0)
     latest = utc(db.get("LatestRestorableTime"))
-    instance = code(cfg(ctx).rds_instance)
+    instance = code(ctx.settings.aws.rds_instance)
     if not days or latest is None:
         return Check(name, "fail", f"{instance} has automated backups off: no point-in-time recovery, so the "
                                    f"RPO of {rpo:g} min rests on snapshots alone")
@@ -102,8 +101,8 @@ async def _window(ctx: Context) -> Check:
 
 async def _snapshot(ctx: Context) -> Check:
     name = "Newest snapshot"
-    instance = cfg(ctx).rds_instance
-    db, snaps = await asyncio.gather(aws(ctx).db_instance(instance), aws(ctx).db_snapshots(instance=instance))
+    instance = ctx.settings.aws.rds_instance
+    db, snaps = await asyncio.gather(ctx.aws.db_instance(instance), ctx.aws.db_snapshots(instance=instance))
     usable = [s for s in snaps if s.get("Status") == "available" and utc(s.get("SnapshotCreateTime"))]
     pitr = bool(db.get("BackupRetentionPeriod")) and db.get("LatestRestorableTime") is not None
     if not usable:
@@ -126,18 +125,18 @@ async def _snapshot(ctx: Context) -> Check:
 
 
 async def _bucket(ctx: Context) -> Check:
-    bucket = cfg(ctx).bucket
-    data = await aws(ctx).list_objects(bucket, 1)
+    bucket = ctx.settings.aws.bucket
+    data = await ctx.aws.list_objects(bucket, 1)
     empty = not data.get("KeyCount") and not data.get("Contents")
     return Check("Documents bucket", "ok", f"{code(bucket)} answers a LIST" + (" (it is empty)" if empty else ""))
 
 
 async def _nodegroup(ctx: Context) -> Check:
     name = "Node group"
-    group = await aws(ctx).nodegroup(cfg(ctx).eks_cluster, cfg(ctx).nodegroup)
+    group = await ctx.aws.nodegroup(ctx.settings.aws.eks_cluster, ctx.settings.aws.nodegroup)
     scaling = group.get("scalingConfig") or {}
     status = str(group.get("status", "?"))
-    what = (f"{code(cfg(ctx).nodegroup)} of {code(cfg(ctx).eks_cluster)} {literal(status)}, "
+    what = (f"{code(ctx.settings.aws.nodegroup)} of {code(ctx.settings.aws.eks_cluster)} {literal(status)}, "
             f"min {scaling.get('minSize')} / desired {scaling.get('desiredSize')} / max {scaling.get('maxSize')}")
     if status != "ACTIVE":
         return Check(name, "warn" if status in ("UPDATING", "CREATING") else "fail", what)
@@ -148,7 +147,7 @@ async def _nodegroup(ctx: Context) -> Check:
 
 async def _config_backup(ctx: Context) -> Check:
     name = "Configuration backup"
-    kept: Any = await ctx.service("artefacts").latest(ARTEFACT, ctx.namespace)
+    kept = await ctx.artefacts.latest(ARTEFACT, ctx.namespace)
     if kept is None:
         return Check(name, "fail", f"the bot has no backup of namespace `{ctx.namespace}`: `/cf backup config`")
     age = time.time() - kept.created_at

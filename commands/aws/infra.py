@@ -19,7 +19,7 @@ from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
-from commands.support.awsfmt import ago, aws, cfg, stamp, utc
+from commands.support.awsfmt import ago, stamp, utc
 from integrations.awserrors import ApiUnavailable
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
@@ -46,11 +46,11 @@ def _group_row(g: dict[str, Any]) -> list[str]:
          area=AREA, example="/cf cluster", needs=["aws"])
 async def cluster(ctx: Context) -> Reply:
     """The cluster is the primary call; the node group list and each node group are auxiliary parts."""
-    name = cfg(ctx).eks_cluster
-    info = await aws(ctx).eks_cluster(name)
-    names = await optional("Node groups", aws(ctx).nodegroups(name))
+    name = ctx.settings.aws.eks_cluster
+    info = await ctx.aws.eks_cluster(name)
+    names = await optional("Node groups", ctx.aws.nodegroups(name))
     found = [] if isinstance(names, Failed) else await asyncio.gather(
-        *(optional(f"Node group {code(g)}", aws(ctx).nodegroup(name, g)) for g in names))
+        *(optional(f"Node group {code(g)}", ctx.aws.nodegroup(name, g)) for g in names))
     groups = [g for g in found if not isinstance(g, Failed)]
     rows = [_group_row(g) for g in groups]
     healthy = info.get("status") == "ACTIVE" and all(g.get("status") == "ACTIVE" for g in groups)
@@ -80,8 +80,8 @@ async def nodegroup_scale(ctx: Context, min: int, max: int, desired: int, nodegr
     if not 0 <= min <= desired <= max or max < 1:
         raise CommandError(f"Sizes must satisfy 0 <= MIN <= DESIRED <= MAX and MAX >= 1; got MIN {min}, "
                            f"DESIRED {desired}, MAX {max}. Nothing was changed.")
-    cluster_name, name = cfg(ctx).eks_cluster, nodegroup or cfg(ctx).nodegroup
-    ng = await aws(ctx).nodegroup(cluster_name, name)
+    cluster_name, name = ctx.settings.aws.eks_cluster, nodegroup or ctx.settings.aws.nodegroup
+    ng = await ctx.aws.nodegroup(cluster_name, name)
     if ng.get("status") != "ACTIVE":
         raise CommandError(f"Node group `{name}` is {ng.get('status')}; EKS accepts a new size only when it is "
                            "ACTIVE. Try again when the current update has finished.")
@@ -95,9 +95,9 @@ async def nodegroup_scale(ctx: Context, min: int, max: int, desired: int, nodegr
         warnings.append("The node group already has this size; approving changes nothing.")
 
     async def apply() -> Outcome:
-        before = _scaling(await aws(ctx).nodegroup(cluster_name, name))
-        update = await aws(ctx).scale_nodegroup(cluster_name, name, min, max, desired)
-        after = _scaling(await aws(ctx).nodegroup(cluster_name, name))
+        before = _scaling(await ctx.aws.nodegroup(cluster_name, name))
+        update = await ctx.aws.scale_nodegroup(cluster_name, name, min, max, desired)
+        after = _scaling(await ctx.aws.nodegroup(cluster_name, name))
         return Outcome(before=before, after=f"{after} (EKS update {update.get('id')}: {update.get('status')})")
 
     return Change(summary=f"Scale EKS node group {name} to {wanted}", current=_scaling(ng), desired=wanted,
@@ -148,7 +148,7 @@ async def node_terminate(ctx: Context, node: str) -> Change:
         raise CommandError(f"Node `{node}` still runs {plural(len(left), 'evictable pod')} ({shown}{more}); "
                            f"terminating it now would kill them. Drain it first: `/cf node drain {node}`. "
                            "Nothing was changed.")
-    instance = await aws(ctx).instance(instance_id)
+    instance = await ctx.aws.instance(instance_id)
     state = instance.get("State", {}).get("Name", "unknown")
     if not instance or state in ("terminated", "shutting-down"):
         raise CommandError(f"Instance `{instance_id}` of node `{node}` is {state if instance else 'not found'}; "
@@ -162,7 +162,7 @@ async def node_terminate(ctx: Context, node: str) -> Change:
         if _evictable(again):
             raise CommandError(f"Pods were scheduled onto `{node}` since the request; drain it again. "
                                "The instance was not terminated.")
-        result = await aws(ctx).terminate_instance(instance_id)
+        result = await ctx.aws.terminate_instance(instance_id)
         return Outcome(before=f"{instance_id} {result.get('PreviousState', {}).get('Name', state)}",
                        after=f"{instance_id} {result.get('CurrentState', {}).get('Name')}; the node group's Auto "
                              "Scaling group launches a replacement")
@@ -181,12 +181,12 @@ async def _groups(ctx: Context, lb_arn: str) -> tuple[list[dict[str, Any]], list
 
     Both lists are auxiliary parts of `lb`: what could not be listed comes back as `Failed`.
     """
-    listed = await optional("Target groups", aws(ctx).target_groups(lb_arn=lb_arn))
+    listed = await optional("Target groups", ctx.aws.target_groups(lb_arn=lb_arn))
     groups = [] if isinstance(listed, Failed) else list(listed)
     missing = failures(listed)
-    wanted = cfg(ctx).target_group
+    wanted = ctx.settings.aws.target_group
     if wanted and wanted not in {g["TargetGroupName"] for g in groups}:
-        extra = await optional(f"Target group {code(wanted)}", aws(ctx).target_groups(names=[wanted]))
+        extra = await optional(f"Target group {code(wanted)}", ctx.aws.target_groups(names=[wanted]))
         groups += [] if isinstance(extra, Failed) else extra
         missing += failures(extra)
     return groups, missing
@@ -196,7 +196,7 @@ async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int,
     """(rows, healthy, total, parts that failed): each group's target health is an auxiliary part."""
     groups, missing = await _groups(ctx, lb_arn)
     healths = await asyncio.gather(*(optional(f"Targets of {code(tg['TargetGroupName'])}",
-                                              aws(ctx).target_health(tg["TargetGroupArn"], tg["TargetGroupName"]))
+                                              ctx.aws.target_health(tg["TargetGroupArn"], tg["TargetGroupName"]))
                                      for tg in groups))
     rows, healthy, total = [], 0, 0
     for tg, targets in zip(groups, healths, strict=True):
@@ -216,7 +216,7 @@ async def _target_rows(ctx: Context, lb_arn: str) -> tuple[list[list[str]], int,
          area=AREA, example="/cf lb", needs=["aws"])
 async def lb(ctx: Context) -> Reply:
     """The load balancer is the primary call; its target groups and their targets' health are auxiliary."""
-    info = await aws(ctx).load_balancer(cfg(ctx).alb)
+    info = await ctx.aws.load_balancer(ctx.settings.aws.alb)
     rows, healthy, total, missing = await _target_rows(ctx, info["LoadBalancerArn"])
     state = info.get("State", {}).get("Code", "?")
     zones = ", ".join(z["ZoneName"] for z in info.get("AvailabilityZones", []))
@@ -225,7 +225,7 @@ async def lb(ctx: Context) -> Reply:
         level = "warn"  # no target could be read: that says nothing about their health
     unread = f" ({plural(len(missing), 'part')} unavailable)" if missing else ""
     return Reply(
-        title=f"ALB {cfg(ctx).alb}: {state}, {healthy}/{total} targets healthy{unread}",
+        title=f"ALB {ctx.settings.aws.alb}: {state}, {healthy}/{total} targets healthy{unread}",
         parts=[Fields([("DNS name", str(info.get("DNSName", "—"))), ("Scheme", str(info.get("Scheme", "—"))),
                        ("Zones", zones or "—"), ("Created", stamp(info.get("CreatedTime")))]),
                Table(["TARGET GROUP", "TARGET", "STATE", "REASON"], rows, empty="No registered targets."),
@@ -246,8 +246,8 @@ async def s3_check(ctx: Context, write: bool = False) -> Reply:
     if write and not ctx.has_role(Role.operator):
         raise CommandError("`s3 check --write` writes to (and deletes from) the production documents bucket, so it "
                            "needs the operator role. `/cf s3 check` lists the bucket without writing.")
-    bucket = cfg(ctx).bucket
-    data = await aws(ctx).list_objects(bucket, 10)
+    bucket = ctx.settings.aws.bucket
+    data = await ctx.aws.list_objects(bucket, 10)
     objects = data.get("Contents", [])
     rows = [[o["Key"], f"{o.get('Size', 0):,}", stamp(o.get("LastModified"))] for o in objects]
     more = " (more not shown)" if data.get("IsTruncated") else ""
@@ -272,7 +272,7 @@ async def _write_probe(ctx: Context, bucket: str, listing: Table) -> Reply:
     steps: list[list[str]] = []
     started = time.perf_counter()
     try:
-        put = await aws(ctx).put_object(bucket, key, body)
+        put = await ctx.aws.put_object(bucket, key, body)
     except IntegrationError as exc:
         steps.append(["put", "failed", _ms(started), exc.message])
         left = (f"The write may still have landed: `aws s3 ls s3://{bucket}/{PROBE_PREFIX}` shows it."
@@ -284,7 +284,7 @@ async def _write_probe(ctx: Context, bucket: str, listing: Table) -> Reply:
     steps.append(["put", "ok", _ms(started), detail])
     started = time.perf_counter()
     try:
-        deleted = await aws(ctx).delete_object(bucket, key)
+        deleted = await ctx.aws.delete_object(bucket, key)
     except IntegrationError as exc:
         steps.append(["delete", "failed", _ms(started), exc.message])
         return Reply(title=f"S3 bucket {bucket}: the probe object was written but could not be deleted", level="error",
@@ -293,8 +293,8 @@ async def _write_probe(ctx: Context, bucket: str, listing: Table) -> Reply:
     marker = " (the bucket is versioned: a delete marker remains until its lifecycle expires it)" \
         if deleted.get("DeleteMarker") else ""
     steps.append(["delete", "ok", _ms(started), f"deleted{marker}"])
-    left = await aws(ctx).list_objects(bucket, 1, prefix=key)
-    gone = not any(o.get("Key") == key for o in left.get("Contents", []))
+    listed = await ctx.aws.list_objects(bucket, 1, prefix=key)
+    gone = not any(o.get("Key") == key for o in listed.get("Contents", []))
     steps.append(["list the key", "gone" if gone else "still listed", "", where])
     title = (f"S3 bucket {bucket} is readable and writable: the probe object was put and deleted" if gone
              else f"S3 bucket {bucket}: the probe object is still listed after its delete")
@@ -322,7 +322,7 @@ def _event_order(event: dict[str, Any]) -> tuple[int, float]:
          example="/cf aws health", needs=["aws"])
 async def aws_health(ctx: Context) -> Reply:
     try:
-        events = await aws(ctx).health_events(HEALTH_SERVICES, cfg(ctx).region)
+        events = await ctx.aws.health_events(HEALTH_SERVICES, ctx.settings.aws.region)
     except ApiUnavailable as exc:
         return Reply(title="AWS Health is not available for this account", parts=[
             Text(exc.message), Note("Check https://health.aws.amazon.com/health/status for public service events.")],
@@ -332,7 +332,7 @@ async def aws_health(ctx: Context) -> Reply:
              e.get("availabilityZone") or e.get("region", ""), stamp(e.get("startTime")), ago(e.get("lastUpdatedTime"))]
             for e in events]
     open_ = sum(1 for e in events if e.get("statusCode") == "open")
-    title = f"AWS Health ({', '.join(HEALTH_SERVICES)} in {cfg(ctx).region}): {plural(open_, 'open event')}"
+    title = f"AWS Health ({', '.join(HEALTH_SERVICES)} in {ctx.settings.aws.region}): {plural(open_, 'open event')}"
     return Reply(title=title, parts=[Table(["SERVICE", "EVENT", "STATUS", "WHERE", "START", "UPDATED"], rows,
                                            empty="No events.")], level="warn" if open_ else "ok")
 
@@ -343,9 +343,9 @@ async def aws_health(ctx: Context) -> Reply:
 @status_check("EKS", order=40, needs=["aws"], timeout=10)
 async def eks_status(ctx: Context) -> list[Check]:
     """The cluster is the line's primary call; the node group is an auxiliary part of it."""
-    name = cfg(ctx).eks_cluster
-    info = await aws(ctx).eks_cluster(name)
-    ng = await optional(f"node group {cfg(ctx).nodegroup}", aws(ctx).nodegroup(name, cfg(ctx).nodegroup))
+    name = ctx.settings.aws.eks_cluster
+    info = await ctx.aws.eks_cluster(name)
+    ng = await optional(f"node group {ctx.settings.aws.nodegroup}", ctx.aws.nodegroup(name, ctx.settings.aws.nodegroup))
     detail = f"{name} {info.get('status')} (Kubernetes {info.get('version')}); "
     if isinstance(ng, Failed):
         return [Check("EKS", "warn", detail + f"{ng.label}: {ng.detail}")]
@@ -357,11 +357,11 @@ async def eks_status(ctx: Context) -> list[Check]:
 @status_check("ALB", order=42, needs=["aws"], timeout=10)
 async def alb_status(ctx: Context) -> list[Check]:
     """The load balancer is the line's primary call; target groups and health are auxiliary parts of it."""
-    info = await aws(ctx).load_balancer(cfg(ctx).alb)
+    info = await ctx.aws.load_balancer(ctx.settings.aws.alb)
     _, healthy, total, missing = await _target_rows(ctx, info["LoadBalancerArn"])
     state = info.get("State", {}).get("Code", "?")
     status: Status = "ok" if state == "active" and total and healthy == total else ("fail" if not healthy else "warn")
     if missing and (status == "ok" or not total):
         status = "warn"
     unread = "".join(f"; {f.label}: {f.detail}" for f in missing)
-    return [Check("ALB", status, f"{cfg(ctx).alb} {state}, {healthy}/{total} targets healthy{unread}")]
+    return [Check("ALB", status, f"{ctx.settings.aws.alb} {state}, {healthy}/{total} targets healthy{unread}")]

@@ -14,7 +14,6 @@ from base.text import plural
 from commands.args import pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.awsfmt import aws, cfg
 
 MAX_REPLICAS = 5  # per shard, ElastiCache's limit
 
@@ -37,8 +36,8 @@ def _nodes(replicas: int) -> str:
     kind=Kind.change, role=Role.operator, example="/cf redis scale 4", needs=["aws"],
 )
 async def redis_scale(ctx: Context, n: int) -> Change:
-    name = cfg(ctx).elasticache_group
-    group = await aws(ctx).replication_group(name)
+    name = ctx.settings.aws.elasticache_group
+    group = await ctx.aws.replication_group(name)
     floor = 1 if group.get("AutomaticFailover") in ("enabled", "enabling") else 0
     if not floor <= n <= MAX_REPLICAS:
         why = " (automatic failover needs at least one replica)" if floor and n < floor else ""
@@ -50,9 +49,9 @@ async def redis_scale(ctx: Context, n: int) -> Change:
         raise CommandError(f"`{name}` already has {_nodes(n)}; nothing to do.")
 
     async def apply() -> Outcome:
-        before = _replicas(await aws(ctx).replication_group(name))
-        result = await aws(ctx).set_replica_count(name, before, n)
-        after = _replicas(await aws(ctx).replication_group(name))
+        before = _replicas(await ctx.aws.replication_group(name))
+        result = await ctx.aws.set_replica_count(name, before, n)
+        after = _replicas(await ctx.aws.replication_group(name))
         return Outcome(before=_nodes(before), after=f"{_nodes(after)}, {result.get('Status', 'modifying')}")
 
     verb = "Add" if n > current else "Remove"

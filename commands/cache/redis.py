@@ -12,24 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from commands.args import choice, opt, pos, positive_int
-from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
+from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Code, Fields, Level, Note, Outcome, Reply, Table
-from integrations.redis import Redis, ScanResult
+from integrations.redis import ScanResult
 
 AREA = "Cache"
 SECTIONS = ("memory", "stats", "clients", "keyspace")
-
-
-def _redis(ctx: Context) -> Redis:
-    """The monitored cache's client, or a NotConfigured naming the env var to set."""
-    client = ctx.services.get("redis")
-    if client is None:
-        env = ctx.settings.targets.redis.url_env
-        raise NotConfigured(f"The monitored Redis cache is not configured: set `{env}` to its redis:// URL "
-                            "and restart the bot.")
-    return client
 
 
 def _bytes(n: float) -> str:
@@ -60,7 +50,7 @@ def _usage(memory: dict[str, Any], threshold: float) -> tuple[str, Level]:
     needs=["redis"],
 )
 async def redis_info(ctx: Context, section: str | None = None) -> Reply:
-    client = _redis(ctx)
+    client = ctx.redis
     if section is not None:
         info = await client.info(section)
         lines = [f"{k}:{_flat(v)}" for k, v in info.items()]
@@ -95,7 +85,7 @@ def _flat(value: Any) -> str:
     needs=["redis"],
 )
 async def redis_memory(ctx: Context) -> Reply:
-    client = _redis(ctx)
+    client = ctx.redis
     memory = await client.info("memory")
     usage, level = _usage(memory, ctx.settings.targets.redis.memory_threshold_percent)
     fields = Fields([
@@ -129,7 +119,7 @@ def _hit_rate(stats: dict[str, Any]) -> tuple[str, int, int]:
 )
 async def redis_hitrate(ctx: Context) -> Reply:
     """INFO stats is the answer; INFO server (the uptime the counts cover) is an auxiliary part of it."""
-    client = _redis(ctx)
+    client = ctx.redis
     stats = await client.info("stats")
     server = await optional("Uptime (INFO server)", client.info("server"))
     rate, hits, misses = _hit_rate(stats)
@@ -162,7 +152,7 @@ def _walk_note(walk: ScanResult, budget: float) -> Note:
     needs=["redis"],
 )
 async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
-    client = _redis(ctx)
+    client = ctx.redis
     budget = ctx.settings.targets.redis.scan_budget_seconds
     walk = await client.bigkeys(min(limit, 50), budget)
     table = Table(["KEY", "TYPE", "MEMORY"], [[_key(k), t, _bytes(n)] for k, t, n in walk.top],
@@ -183,7 +173,7 @@ def _key(key: str) -> str:
     needs=["redis"],
 )
 async def redis_hotkeys(ctx: Context, limit: int = 10) -> Reply:
-    client = _redis(ctx)
+    client = ctx.redis
     policy = str((await client.info("memory")).get("maxmemory_policy", "?"))
     if "lfu" not in policy:
         return Reply(title=f"Hot keys need an LFU eviction policy; {client.where} uses `{policy}`", level="warn",
@@ -209,7 +199,7 @@ async def redis_hotkeys(ctx: Context, limit: int = 10) -> Reply:
     needs=["redis"],
 )
 async def redis_expire_scan(ctx: Context) -> Change:
-    client = _redis(ctx)
+    client = ctx.redis
     info = await client.info()
     if info.get("role") != "master":
         raise CommandError(f"{client.where} is a replica; expired keys are deleted on the primary. "
@@ -244,7 +234,7 @@ async def cache_status(ctx: Context) -> list[Check]:
     """PING latency and memory against the threshold: what the runbook's Redis alert watches.
 
     PING is the line's primary call; INFO memory is an auxiliary part of it."""
-    client = _redis(ctx)
+    client = ctx.redis
     latency = await client.ping()
     memory = await optional("memory", client.info("memory"))
     if isinstance(memory, Failed):

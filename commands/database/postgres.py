@@ -19,7 +19,7 @@ from commands.base import CommandError, Context, command
 from commands.checks import Check, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Fields, Note, Reply, Table
-from commands.support.pg import milliseconds, pg, queries, target
+from commands.support.pg import milliseconds, queries
 from integrations.pg_queries import HEAVY_SEQ_SCANS, INDEX_CANDIDATES
 from integrations.postgres import StatementsUnavailable
 
@@ -38,7 +38,7 @@ ENABLE_STATEMENTS = (
     needs=["postgres"],
 )
 async def db_check(ctx: Context) -> Reply:
-    client = pg(ctx)
+    client = ctx.postgres
     info = await client.check()
     role = "replica (read-only standby)" if info["replica"] else "primary"
     fields = Fields([("Database", f"`{info['db']}` on {client.where.rpartition('/')[0]}"),
@@ -56,10 +56,10 @@ async def db_check(ctx: Context) -> Reply:
 )
 async def db_connections(ctx: Context) -> Reply:
     """The sessions are the answer; the server's max_connections is an auxiliary part of it."""
-    client = pg(ctx)
+    client = ctx.postgres
     rows = await client.connections()
     limit = await optional("max_connections", client.max_connections())
-    threshold = target(ctx).max_connections_threshold
+    threshold = ctx.settings.targets.postgres.max_connections_threshold
     total = sum(r["n"] for r in rows)
     here = [r for r in rows if r["here"]]
     over = total > threshold
@@ -101,8 +101,8 @@ def _count_table(label: str, rows: Iterable[dict[str, Any]], key: str) -> Table:
     needs=["postgres"],
 )
 async def db_slow(ctx: Context, by: str = "mean", min_ms: float | None = None, limit: int = 10) -> Reply:
-    client = pg(ctx)
-    threshold = target(ctx).slow_query_ms
+    client = ctx.postgres
+    threshold = ctx.settings.targets.postgres.slow_query_ms
     floor = threshold if min_ms is None else min_ms
     db = client.where.rpartition("/")[2]
     try:
@@ -133,8 +133,8 @@ async def db_slow(ctx: Context, by: str = "mean", min_ms: float | None = None, l
     needs=["postgres"],
 )
 async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
-    client = pg(ctx)
-    seconds = older or target(ctx).long_running_seconds
+    client = ctx.postgres
+    seconds = older or ctx.settings.targets.postgres.long_running_seconds
     rows = await client.active_older_than(seconds)
     db = client.where.rpartition("/")[2]
     table = Table(
@@ -161,7 +161,7 @@ async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
 )
 async def db_index_candidates(ctx: Context, limit: int = 20) -> Reply:
     """The runbook's pg_stats query is the answer; the heavy sequential scans are an auxiliary part of it."""
-    client, n = pg(ctx), min(limit, 50)
+    client, n = ctx.postgres, min(limit, 50)
     columns = await client.rows(INDEX_CANDIDATES, (n,))
     scans = await optional("Tables with heavy sequential scans", client.rows(HEAVY_SEQ_SCANS, (n,)))
     tables = [] if isinstance(scans, Failed) else scans
@@ -192,10 +192,10 @@ async def database_status(ctx: Context) -> list[Check]:
     """SELECT 1 and the connection count against its threshold: the two things an alert would say.
 
     SELECT 1 is the line's primary call; the connection count is an auxiliary part of it."""
-    client = pg(ctx)
+    client = ctx.postgres
     info = await client.check()
     rows = await optional("connections", client.connections())
-    threshold = target(ctx).max_connections_threshold
+    threshold = ctx.settings.targets.postgres.max_connections_threshold
     detail = f"PostgreSQL `{info['db']}` answers; "
     if isinstance(rows, Failed):
         return [Check("Database", "warn", detail + f"{rows.label}: {rows.detail}", info["latency_ms"])]

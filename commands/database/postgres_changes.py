@@ -16,8 +16,8 @@ from base.text import one_line
 from commands.args import duration, opt, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome, Reply, Table
-from commands.support.pg import column_name, index_name, pg, queries, split_table, table_name, target
-from integrations.postgres import Postgres
+from commands.support.pg import column_name, index_name, queries, split_table, table_name
+from integrations.protocols import PostgresClient
 
 AREA = "Database"
 
@@ -33,8 +33,8 @@ AREA = "Database"
     needs=["postgres"],
 )
 async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
-    client = pg(ctx)
-    seconds = older or target(ctx).long_running_seconds
+    client = ctx.postgres
+    seconds = older or ctx.settings.targets.postgres.long_running_seconds
     db = client.where.rpartition("/")[2]
     victims = await client.kill_candidates(seconds)
     if not victims:
@@ -84,7 +84,7 @@ def _kill_report(rows: list[dict[str, Any]], db: str) -> Reply:
     needs=["postgres"],
 )
 async def db_analyze(ctx: Context, table: str | None = None) -> Change:
-    client = pg(ctx)
+    client = ctx.postgres
     db = client.where.rpartition("/")[2]
     if table is None:
         never, total = await client.never_analyzed()
@@ -134,7 +134,7 @@ def _analyzed(row: dict[str, Any]) -> str:
     needs=["postgres"],
 )
 async def db_create_index(ctx: Context, table: str, column: str, name: str | None = None) -> Change:
-    client = pg(ctx)
+    client = ctx.postgres
     db = client.where.rpartition("/")[2]
     found = await _table(client, table, db)
     schema, relation = found["schema"], found["table"]
@@ -166,7 +166,7 @@ async def db_create_index(ctx: Context, table: str, column: str, name: str | Non
     )
 
 
-async def _table(client: Postgres, raw: str, db: str) -> dict[str, Any]:
+async def _table(client: PostgresClient, raw: str, db: str) -> dict[str, Any]:
     schema, table = split_table(raw)
     found = await client.find_table(schema, table)
     if found is None:

@@ -20,7 +20,7 @@ from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Fields, Note, Outcome, Reply, Table
-from commands.support.awsfmt import ago, aws, cfg, stamp
+from commands.support.awsfmt import ago, stamp
 from integrations.errors import NotFound
 
 AREA = "Database"
@@ -45,11 +45,11 @@ def _writer(cluster: dict[str, Any]) -> str:
 
 
 async def _cluster_part(ctx: Context) -> list[Any]:
-    name = cfg(ctx).rds_cluster
+    name = ctx.settings.aws.rds_cluster
     if not name:
         return []
     try:
-        cluster = await aws(ctx).db_cluster(name)
+        cluster = await ctx.aws.db_cluster(name)
     except NotFound:
         return [Note(f"RDS cluster `{name}` (aws.rds_cluster) was not found.")]
     rows = [[m["DBInstanceIdentifier"], "writer" if m.get("IsClusterWriter") else "reader"]
@@ -64,10 +64,10 @@ async def _cluster_part(ctx: Context) -> list[Any]:
          area=AREA, example="/cf db status", needs=["aws"])
 async def db_status(ctx: Context) -> Reply:
     """The instance is the primary call; its pending maintenance and its cluster are auxiliary parts."""
-    name = cfg(ctx).rds_instance
-    db = await aws(ctx).db_instance(name)
+    name = ctx.settings.aws.rds_instance
+    db = await ctx.aws.db_instance(name)
     pending, cluster = await asyncio.gather(
-        optional("Pending maintenance", aws(ctx).pending_maintenance(db["DBInstanceArn"])),
+        optional("Pending maintenance", ctx.aws.pending_maintenance(db["DBInstanceArn"])),
         optional("Cluster", _cluster_part(ctx)))
     endpoint = db.get("Endpoint") or {}
     fields = [
@@ -100,11 +100,11 @@ async def db_status(ctx: Context) -> Reply:
 async def db_events(ctx: Context, since: int = 3600) -> Reply:
     """The instance's events are the primary call; the cluster's are an auxiliary part."""
     minutes = min(math.ceil(since / 60), 14 * 24 * 60)
-    events = await aws(ctx).db_events(cfg(ctx).rds_instance, "db-instance", minutes)
+    events = await ctx.aws.db_events(ctx.settings.aws.rds_instance, "db-instance", minutes)
     cluster: list[Any] | Failed = []
-    if cfg(ctx).rds_cluster:
-        cluster = await optional(f"Events of cluster {code(cfg(ctx).rds_cluster)}",
-                                 aws(ctx).db_events(cfg(ctx).rds_cluster, "db-cluster", minutes))
+    if ctx.settings.aws.rds_cluster:
+        cluster = await optional(f"Events of cluster {code(ctx.settings.aws.rds_cluster)}",
+                                 ctx.aws.db_events(ctx.settings.aws.rds_cluster, "db-cluster", minutes))
     if not isinstance(cluster, Failed):
         events += cluster
     events.sort(key=lambda e: e.get("Date") or 0, reverse=True)
@@ -118,8 +118,8 @@ async def db_events(ctx: Context, since: int = 3600) -> Reply:
 @command("db snapshots", summary="The RDS instance's manual and automated snapshots, newest first.", area=AREA,
          example="/cf db snapshots", needs=["aws"])
 async def db_snapshots(ctx: Context) -> Reply:
-    name = cfg(ctx).rds_instance
-    snaps = sorted(await aws(ctx).db_snapshots(instance=name), key=lambda s: s.get("SnapshotCreateTime") or 0,
+    name = ctx.settings.aws.rds_instance
+    snaps = sorted(await ctx.aws.db_snapshots(instance=name), key=lambda s: s.get("SnapshotCreateTime") or 0,
                    reverse=True)
     rows = [[s["DBSnapshotIdentifier"], s.get("SnapshotType", "?"), s.get("Status", "?"),
              stamp(s.get("SnapshotCreateTime")), f"{s.get('AllocatedStorage', '?')} GiB"] for s in snaps[:25]]
@@ -129,7 +129,7 @@ async def db_snapshots(ctx: Context) -> Reply:
 
 
 async def _available(ctx: Context, name: str) -> dict[str, Any]:
-    db = await aws(ctx).db_instance(name)
+    db = await ctx.aws.db_instance(name)
     if db.get("DBInstanceStatus") != "available":
         raise CommandError(f"RDS instance `{name}` is {db.get('DBInstanceStatus')}; AWS accepts this only when it is "
                            "available. Nothing was changed.")
@@ -139,11 +139,11 @@ async def _available(ctx: Context, name: str) -> dict[str, Any]:
 @command("db reboot", summary="Reboot the RDS instance without failover (aws rds reboot-db-instance), after approval.",
          area=AREA, kind=Kind.change, role=Role.operator, example="/cf db reboot", needs=["aws"])
 async def db_reboot(ctx: Context) -> Change:
-    name = cfg(ctx).rds_instance
+    name = ctx.settings.aws.rds_instance
     db = await _available(ctx, name)
 
     async def apply() -> Outcome:
-        after = await aws(ctx).reboot_db(name)
+        after = await ctx.aws.reboot_db(name)
         return Outcome(before=f"{name} available", after=f"{name} {after.get('DBInstanceStatus')}")
 
     return Change(summary=f"Reboot RDS instance {name}", current=f"available, {_where(db)}",
@@ -159,23 +159,23 @@ async def db_reboot(ctx: Context) -> Change:
     kind=Kind.change, role=Role.operator, example="/cf db failover candlefish-collaboration-cluster", needs=["aws"],
 )
 async def db_failover(ctx: Context, identifier: str | None = None) -> Change:
-    name = identifier or cfg(ctx).rds_instance
+    name = identifier or ctx.settings.aws.rds_instance
     try:
-        return await _cluster_failover(ctx, await aws(ctx).db_cluster(name))
+        return await _cluster_failover(ctx, await ctx.aws.db_cluster(name))
     except NotFound:
         pass
-    db = await aws(ctx).db_instance(name)
+    db = await ctx.aws.db_instance(name)
     if db.get("DBClusterIdentifier"):
-        return await _cluster_failover(ctx, await aws(ctx).db_cluster(db["DBClusterIdentifier"]))
+        return await _cluster_failover(ctx, await ctx.aws.db_cluster(db["DBClusterIdentifier"]))
     if not db.get("MultiAZ"):
         raise CommandError(f"`{name}` is a single-AZ instance: it has no standby to fail over to. Reboot it "
                            "(`/cf db reboot`) or enable Multi-AZ first. Nothing was changed.")
     await _available(ctx, name)
 
     async def apply() -> Outcome:
-        before = _where(await aws(ctx).db_instance(name))
-        await aws(ctx).reboot_db(name, force_failover=True)
-        return Outcome(before=before, after=_where(await aws(ctx).db_instance(name)))
+        before = _where(await ctx.aws.db_instance(name))
+        await ctx.aws.reboot_db(name, force_failover=True)
+        return Outcome(before=before, after=_where(await ctx.aws.db_instance(name)))
 
     return Change(summary=f"Fail over Multi-AZ instance {name} to its standby (reboot --force-failover)",
                   current=_where(db),
@@ -196,8 +196,8 @@ async def _cluster_failover(ctx: Context, cluster: dict[str, Any]) -> Change:
     writer = _writer(cluster)
 
     async def apply() -> Outcome:
-        await aws(ctx).failover_db_cluster(name)
-        now = _writer(await aws(ctx).db_cluster(name))
+        await ctx.aws.failover_db_cluster(name)
+        now = _writer(await ctx.aws.db_cluster(name))
         after = f"writer {now}" if now != writer else f"failover started; writer is still {now} (see `/cf db status`)"
         return Outcome(before=f"writer {writer}", after=after)
 
@@ -209,7 +209,7 @@ async def _cluster_failover(ctx: Context, cluster: dict[str, Any]) -> Change:
 
 @status_check("RDS", order=41, needs=["aws"], timeout=10)
 async def rds_status(ctx: Context) -> list[Check]:
-    db = await aws(ctx).db_instance(cfg(ctx).rds_instance)
+    db = await ctx.aws.db_instance(ctx.settings.aws.rds_instance)
     state = db.get("DBInstanceStatus")
     status: Status = "ok" if state == "available" else ("warn" if state in BUSY else "fail")
     return [Check("RDS", status, f"{db['DBInstanceIdentifier']} {state}, {db.get('DBInstanceClass')}, {_where(db)}")]

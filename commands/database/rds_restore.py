@@ -17,7 +17,7 @@ from base.text import plural
 from commands.args import opt, point_in_time, rds_identifier
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.awsfmt import aws, cfg, stamp, utc
+from commands.support.awsfmt import stamp, utc
 from integrations.errors import NotFound
 
 AREA = "Database"
@@ -26,15 +26,15 @@ MAX_REPLICAS = 15  # RDS for PostgreSQL's limit per source instance
 
 async def _require_free(ctx: Context, name: str) -> None:
     try:
-        await aws(ctx).db_instance(name)
+        await ctx.aws.db_instance(name)
     except NotFound:
         return
     raise CommandError(f"An RDS instance named `{name}` already exists; choose another name. Nothing was changed.")
 
 
 async def _source(ctx: Context) -> dict[str, Any]:
-    name = cfg(ctx).rds_instance
-    db = await aws(ctx).db_instance(name)
+    name = ctx.settings.aws.rds_instance
+    db = await ctx.aws.db_instance(name)
     if db.get("DBInstanceStatus") != "available":
         raise CommandError(f"RDS instance `{name}` is {db.get('DBInstanceStatus')}; try again when it is available.")
     return db
@@ -51,7 +51,7 @@ async def db_snapshot(ctx: Context, name: str | None = None) -> Change:
 
     async def apply() -> Outcome:
         snap_name = name or datetime.now(UTC).strftime("manual-backup-%Y%m%d-%H%M%S")
-        snap = await aws(ctx).create_db_snapshot(instance, snap_name)
+        snap = await ctx.aws.create_db_snapshot(instance, snap_name)
         return Outcome(before=f"{instance} available", after=f"snapshot {snap_name} {snap.get('Status')}")
 
     return Change(summary=f"Take a manual snapshot of {instance}", current=f"{instance} available",
@@ -61,7 +61,7 @@ async def db_snapshot(ctx: Context, name: str | None = None) -> Change:
 
 async def _snapshot_exists(ctx: Context, name: str) -> bool:
     try:
-        return bool(await aws(ctx).db_snapshots(snapshot=name))
+        return bool(await ctx.aws.db_snapshots(snapshot=name))
     except NotFound:
         return False
 
@@ -88,7 +88,7 @@ async def db_restore(ctx: Context, to: str | None = None, snapshot: str | None =
     if (to is None) == (snapshot is None):
         raise CommandError('Say what to restore: either `--to TIME` (e.g. `--to "15 minutes ago"`) or '
                            "`--snapshot ID` (see `/cf db snapshots`), not both.")
-    source = cfg(ctx).rds_instance
+    source = ctx.settings.aws.rds_instance
     new = target or f"{source}-restored"
     await _require_free(ctx, new)
     warnings = [f"This creates a new instance `{new}`; `{source}` is not touched. Point the applications at it "
@@ -96,7 +96,7 @@ async def db_restore(ctx: Context, to: str | None = None, snapshot: str | None =
     if snapshot is not None:
         return await _from_snapshot(ctx, snapshot, new, warnings)
     assert to is not None
-    db = await aws(ctx).db_instance(source)
+    db = await ctx.aws.db_instance(source)
     if not db.get("BackupRetentionPeriod"):
         raise CommandError(f"`{source}` has automated backups turned off, so it has no point-in-time window.")
     when = datetime.fromisoformat(to.replace("Z", "+00:00"))
@@ -106,7 +106,7 @@ async def db_restore(ctx: Context, to: str | None = None, snapshot: str | None =
                            f"{stamp(latest)}. Nothing was changed.")
 
     async def apply() -> Outcome:
-        made = await aws(ctx).restore_db_to_time(source, new, when)
+        made = await ctx.aws.restore_db_to_time(source, new, when)
         return Outcome(before=f"{source} as of {to}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)")
 
     return Change(summary=f"Restore {source} as of {to} into new instance {new}",
@@ -117,7 +117,7 @@ async def db_restore(ctx: Context, to: str | None = None, snapshot: str | None =
 
 async def _from_snapshot(ctx: Context, snapshot: str, new: str, warnings: list[str]) -> Change:
     try:
-        found = await aws(ctx).db_snapshots(snapshot=snapshot)
+        found = await ctx.aws.db_snapshots(snapshot=snapshot)
     except NotFound:
         found = []
     if not found:
@@ -127,7 +127,7 @@ async def _from_snapshot(ctx: Context, snapshot: str, new: str, warnings: list[s
         raise CommandError(f"Snapshot `{snapshot}` is {snap.get('Status')}; it can be restored once available.")
 
     async def apply() -> Outcome:
-        made = await aws(ctx).restore_db_from_snapshot(snapshot, new)
+        made = await ctx.aws.restore_db_from_snapshot(snapshot, new)
         return Outcome(before=f"snapshot {snapshot}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)")
 
     return Change(summary=f"Restore snapshot {snapshot} into new instance {new}",
@@ -156,7 +156,7 @@ async def db_replica_add(ctx: Context, name: str | None = None) -> Change:
     await _require_free(ctx, new)
 
     async def apply() -> Outcome:
-        made = await aws(ctx).create_read_replica(source, new)
+        made = await ctx.aws.create_read_replica(source, new)
         return Outcome(before=plural(len(replicas), "read replica"),
                        after=f"{plural(len(replicas) + 1, 'read replica')}: {new} {made.get('DBInstanceStatus')}")
 

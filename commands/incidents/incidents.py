@@ -25,10 +25,6 @@ def _id_opt() -> Any:
     return opt("--id", str, "the incident (INC-N); default: this channel's incident", metavar="INC-N")
 
 
-def _incidents(ctx: Context) -> Any:
-    return ctx.service("incidents")
-
-
 @command(
     "incident declare",
     summary="Declare an incident: a channel, responders, the runbook checklist pinned, an announcement. "
@@ -51,7 +47,7 @@ async def declare(ctx: Context, sev: str | None = None, title: str | None = None
                            "(in Slack, `/cf incident declare` alone opens a form).")
     # The record and the channel are the primary steps; topic, invites, pin and announcement are parts
     # that degrade to one line each (the service has noted them in the channel too).
-    incident, problems = await _incidents(ctx).declare_steps(title=title, severity=sev, kind=type, user=ctx.user)
+    incident, problems = await ctx.incidents.declare_steps(title=title, severity=sev, kind=type, user=ctx.user)
     done = ("Responders are invited and the checklist is pinned there. " if not problems
             else "The steps above did not happen; the rest did. ")
     return Reply(title=f"{incident.id} declared: <#{incident.channel}>", level=degraded("ok", *problems),
@@ -74,7 +70,7 @@ async def declare(ctx: Context, sev: str | None = None, title: str | None = None
     ephemeral=True,
 )
 async def assign(ctx: Context, role: str, user: str, id: str | None = None) -> Reply:
-    service = _incidents(ctx)
+    service = ctx.incidents
     incident = await service.find(ctx.incident_id, id)
     await service.assign(incident, role, user, ctx.user)
     return Reply(title=f"<@{user}> is now the {role} of {incident.id}.", level="ok", ephemeral=True)
@@ -94,7 +90,7 @@ async def assign(ctx: Context, role: str, user: str, id: str | None = None) -> R
 async def update(ctx: Context, text: str, status: str | None = None, id: str | None = None) -> Reply:
     peeled, extra = trailing_options(text, {"--status": choice(*OPEN_STATUSES), "--id": str}, "incident update")
     text, status, id = peeled or text, extra.get("status", status), extra.get("id", id)
-    service = _incidents(ctx)
+    service = ctx.incidents
     incident = await service.find(ctx.incident_id, id)
     updated = await service.post_update(incident, text, ctx.user, status)
     return Reply(title=f"Update posted to {updated.id} ({updated.status}).", level="ok", ephemeral=True)
@@ -111,9 +107,9 @@ async def update(ctx: Context, text: str, status: str | None = None, id: str | N
     ephemeral=True,
 )
 async def resolve(ctx: Context, id: str | None = None) -> Reply:
-    service = _incidents(ctx)
+    service = ctx.incidents
     incident, open_items = await service.resolve(await service.find(ctx.incident_id, id), ctx.user)
-    minutes = (incident.resolved_at - incident.declared_at) / 60
+    minutes = ((incident.resolved_at or time.time()) - incident.declared_at) / 60
     parts: list[Any] = [Text(f"Lasted {minutes:.0f} min.")]
     if open_items:
         parts.append(Text("*Still open:*\n" + "\n".join(f"• {i}" for i in open_items)))
@@ -129,7 +125,7 @@ async def resolve(ctx: Context, id: str | None = None) -> Reply:
     needs=["incidents"],
 )
 async def timeline(ctx: Context, id: str | None = None) -> Reply:
-    service = _incidents(ctx)
+    service = ctx.incidents
     incident = await service.find(ctx.incident_id, id)
     body, steps = await service.timeline(incident)
     name = f"postmortem-{incident.id.lower()}.md"
@@ -149,7 +145,7 @@ async def timeline(ctx: Context, id: str | None = None) -> Reply:
     needs=["incidents"],
 )
 async def list_(ctx: Context) -> Reply:
-    incidents = await _incidents(ctx).open_incidents()
+    incidents = await ctx.incidents.open_incidents()
     now = time.time()
     rows = [[i.id, i.severity.upper(), i.status, i.commander or "-", f"{(now - i.declared_at) / 60:.0f}m",
              f"#{i.channel_name or '-'}", i.title[:60]] for i in incidents]

@@ -9,7 +9,6 @@ go through approval unless config `statuspage.require_approval` is false.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from base.text import link, literal
 from base.vocabulary import (
@@ -21,6 +20,7 @@ from base.vocabulary import (
 )
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
+from commands.clients import IncidentView, StatuspageView
 from commands.reply import Change, Fields, Note, Outcome, Part, Reply, Table, Text
 from commands.support.incident_args import trailing_options
 
@@ -39,7 +39,7 @@ async def oncall(ctx: Context) -> Reply:
     entries = ctx.settings.incidents.oncall
     contacts = ctx.settings.incidents.contacts
     rows = [[str(i), e.role, e.name, e.contact] for i, e in enumerate(entries, start=1)]
-    paging = "`/cf page LEVEL TEXT` pages through PagerDuty." if ctx.services.get("pagerduty") else \
+    paging = "`/cf page LEVEL TEXT` pages through PagerDuty." if ctx.configured("pagerduty") else \
         "PagerDuty is not configured for the bot (PAGERDUTY_ROUTING_KEY): call the number."
     teams = Fields([(literal(team), link(f"mailto:{email}", email)) for team, email in contacts.teams.items()])
     external = Fields([
@@ -53,12 +53,11 @@ async def oncall(ctx: Context) -> Reply:
     return Reply(title="On-call escalation and contacts", parts=parts)
 
 
-async def _incident(ctx: Context) -> Any:
+async def _incident(ctx: Context) -> IncidentView | None:
     """The incident this command runs in, or None (outside an incident channel)."""
-    service = ctx.services.get("incidents")
-    if service is None or ctx.incident_id is None:
+    if not ctx.configured("incidents") or ctx.incident_id is None:
         return None
-    return await service.find(ctx.incident_id)
+    return await ctx.incidents.find(ctx.incident_id)
 
 
 @command(
@@ -71,7 +70,7 @@ async def _incident(ctx: Context) -> Any:
               "PagerDuty severity (default: from the incident, else critical)")],
     role=Role.operator,
     example="/cf page primary Editor returns 502 for everyone --severity critical",
-    needs=["pagerduty"],
+    needs=["pagerduty", "incidents"],
 )
 async def page(ctx: Context, level: str = "primary", text: str | None = None, severity: str | None = None) -> Reply:
     text, extra = trailing_options(text, {"--severity": choice(*PAGERDUTY_SEVERITIES)}, "page")
@@ -88,10 +87,10 @@ async def page(ctx: Context, level: str = "primary", text: str | None = None, se
     summary = text or (incident.title if incident else None)
     if not summary:
         raise CommandError("Say what is wrong: `/cf page primary Editor is down`.")
-    pagerduty = ctx.services.get("pagerduty")
-    if pagerduty is None:
+    if not ctx.configured("pagerduty"):
         raise NotConfigured(f"PagerDuty is not configured (set PAGERDUTY_ROUTING_KEY). Call the {entry.name} "
                             f"directly: {entry.contact}.")
+    pagerduty = ctx.pagerduty
     sev = severity or (PAGERDUTY_SEVERITY.get(incident.severity, "critical") if incident else "critical")
     prefix = f"[{incident.id} {incident.severity.upper()}] " if incident else ""
     key = f"cf-{incident.id.lower()}-{entry.role}" if incident else f"cf-page-{uuid.uuid4().hex[:12]}"
@@ -101,7 +100,7 @@ async def page(ctx: Context, level: str = "primary", text: str | None = None, se
                                     event_class="cf-page", component=incident.kind if incident else None,
                                     details=details)
     if incident is not None:
-        await ctx.service("incidents").record_page(incident, dedup, ctx.user, {"level": entry.role, "text": summary})
+        await ctx.incidents.record_page(incident, dedup, ctx.user, {"level": entry.role, "text": summary})
     after = f" It is resolved when {incident.id} is." if incident else " Resolve it in PagerDuty when done."
     return Reply(title=f"Paged {entry.name} ({sev})", level="ok", parts=[
         Text(f"*{prefix}{summary}*"), Note(f"PagerDuty dedup key `{dedup}`.{after} Phone: {entry.contact}."),
@@ -109,14 +108,6 @@ async def page(ctx: Context, level: str = "primary", text: str | None = None, se
 
 
 # --- status page ---------------------------------------------------------------------------------
-
-
-def _statuspage(ctx: Context) -> Any:
-    client = ctx.services.get("statuspage")
-    if client is None:
-        raise NotConfigured("The status page is not configured: set `statuspage.page_id` in the config and "
-                            "STATUSPAGE_API_KEY in the environment.")
-    return client
 
 
 def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str]]:
@@ -151,21 +142,21 @@ async def statuspage_open(ctx: Context, title: str | None = None, status: str = 
                                             "--impact": choice(*STATUSPAGE_IMPACTS)}, "statuspage open")
     status, components = extra.get("status", status), extra.get("components", components)
     impact = extra.get("impact", impact)
-    client = _statuspage(ctx)
+    client = ctx.statuspage
     incident = await _incident(ctx)
     title = title or (incident.title if incident else None)
     if not title:
         raise CommandError("Give the public title: `/cf statuspage open Editor unavailable`.")
     names, ids = _component_ids(ctx, components)
     impact = impact or (STATUSPAGE_IMPACT.get(incident.severity, "major") if incident else "major")
-    if incident is not None and await ctx.service("incidents").statuspages(incident.id):
+    if incident is not None and await ctx.incidents.statuspages(incident.id):
         raise CommandError(f"{incident.id} already has a status page incident: use `/cf statuspage update TEXT`.")
     body = "We are investigating this issue and will post updates here."
     where = ", ".join(names) or "no components"
 
     async def apply() -> Outcome:
         created = await client.create_incident(title, status, body, impact, ids)
-        await ctx.service("incidents").statuspage_opened(
+        await ctx.incidents.statuspage_opened(
             sp_id=str(created.get("id")), incident_id=incident.id if incident else None, title=title, status=status,
             impact=impact, components=names, shortlink=created.get("shortlink"), by=ctx.user)
         link = created.get("shortlink") or created.get("id")
@@ -176,9 +167,9 @@ async def statuspage_open(ctx: Context, title: str | None = None, status: str = 
                   desired=f"{status}, impact {impact}, {where}", apply=apply, target=client.where, warnings=warnings)
 
 
-async def _target(ctx: Context) -> Any:
+async def _target(ctx: Context) -> StatuspageView:
     incident = await _incident(ctx)
-    return await ctx.service("incidents").statuspage_target(incident.id if incident else None)
+    return await ctx.incidents.statuspage_target(incident.id if incident else None)
 
 
 @command(
@@ -195,13 +186,13 @@ async def _target(ctx: Context) -> Any:
 async def statuspage_update(ctx: Context, text: str, status: str | None = None) -> Change:
     peeled, extra = trailing_options(text, {"--status": choice(*OPEN_STATUSES)}, "statuspage update")
     text, status = peeled or text, extra.get("status", status)
-    client = _statuspage(ctx)
+    client = ctx.statuspage
     record = await _target(ctx)
     new_status = status or record.status
 
     async def apply() -> Outcome:
         await client.update_incident(record.id, new_status, text)
-        await ctx.service("incidents").statuspage_changed(record, new_status, ctx.user, text)
+        await ctx.incidents.statuspage_changed(record, new_status, ctx.user, text)
         return Outcome(before=record.status, after=f"{new_status}: {text[:100]}")
 
     return Change(summary=f"Update the public status page incident “{record.title}”", current=record.status,
@@ -219,7 +210,7 @@ async def statuspage_update(ctx: Context, text: str, status: str | None = None) 
     needs=["statuspage", "incidents"],
 )
 async def statuspage_resolve(ctx: Context, text: str | None = None) -> Change:
-    client = _statuspage(ctx)
+    client = ctx.statuspage
     record = await _target(ctx)
     body = text or "This incident has been resolved. Thank you for your patience."
     ids = [ctx.settings.statuspage.components[n] for n in record.components
@@ -227,7 +218,7 @@ async def statuspage_resolve(ctx: Context, text: str | None = None) -> Change:
 
     async def apply() -> Outcome:
         await client.resolve_incident(record.id, body, ids)
-        await ctx.service("incidents").statuspage_changed(record, "resolved", ctx.user, body)
+        await ctx.incidents.statuspage_changed(record, "resolved", ctx.user, body)
         return Outcome(before=record.status, after="resolved, components operational")
 
     return Change(summary=f"Resolve the public status page incident “{record.title}”", current=record.status,

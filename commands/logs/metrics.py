@@ -48,6 +48,7 @@ Obj = dict[str, Any]
             metavar="PORT"),
     ],
     example="/cf metrics graphql-api db_connections --per-pod",
+    needs=["kube"],  # --per-pod
 )
 async def metrics(ctx: Context, service: str, pattern: UserPattern | None = None, per_pod: bool = False,
                   port: int | None = None) -> Reply:
@@ -179,6 +180,7 @@ def _number(value: float) -> str:
     args=[switch("--in-cluster", f"also open it on every {WS_APP} pod through the API server's pods proxy, "
                                  "bypassing the load balancer")],
     example="/cf ws probe --in-cluster",
+    needs=["kube"],  # --in-cluster
 )
 async def ws_probe(ctx: Context, in_cluster: bool = False) -> Reply:
     cfg = ctx.settings.probes

@@ -71,7 +71,7 @@ async def evidence(ctx: Context, pod: str) -> Reply:
     logs, missing = await _logs(ctx, found, prefix)
     files += logs
     rows = [[f.filename, f"{len(f.content):,}", _digest(f.content)] for f in files]
-    entry = await ctx.service("audit").record(
+    entry = await ctx.audit.record(
         "evidence", ctx.user, "evidence", channel=ctx.channel, incident_id=ctx.incident_id,
         detail={"namespace": ctx.namespace, "pod": pod, "uid": found["metadata"].get("uid"),
                 "files": [{"name": f.filename, "bytes": len(f.content), "sha256": _digest(f.content)} for f in files]})
@@ -150,11 +150,11 @@ async def _keep(ctx: Context, name: str, content: bytes, objects: int) -> Note:
     """Keep the file for `/cf restore config` and its sha256 in the audit trail; without the store, say so."""
     digest = _digest(content)
     try:
-        await ctx.service("artefacts").save(ARTEFACT, ctx.namespace, name, content.decode(), ctx.user)
+        await ctx.artefacts.save(ARTEFACT, ctx.namespace, name, content.decode(), ctx.user)
     except IntegrationError as exc:
         return Note(f":warning: sha256 {digest}. Not kept for `/cf restore config` ({exc.message}): "
                     "this file is the only copy.")
-    await ctx.service("audit").record(
+    await ctx.audit.record(
         "backup", ctx.user, "backup config", channel=ctx.channel, incident_id=ctx.incident_id,
         detail={"namespace": ctx.namespace, "file": name, "objects": objects, "bytes": len(content), "sha256": digest})
     return Note(f"sha256 {digest}, recorded in the audit trail; kept for `/cf restore config`.")

@@ -113,7 +113,7 @@ async def restore_config(ctx: Context, backup: str | None = None) -> Change:
 
 
 async def _backup(ctx: Context, name: str | None) -> Any:
-    store = ctx.service("artefacts")
+    store = ctx.artefacts
     kept = await (store.get(ARTEFACT, ctx.namespace, name) if name else store.latest(ARTEFACT, ctx.namespace))
     if kept is not None:
         return kept
@@ -202,7 +202,7 @@ def _never(kind: str, obj: Obj, namespace: str, live_secrets: set[str]) -> str:
 
 def _body(obj: Obj, namespace: str, scaled: set[str]) -> Obj:
     """The backup's object as it is applied: no status, no server or cluster-managed fields, no nulls."""
-    body = _no_nulls({k: v for k, v in obj.items() if k != "status"})
+    body: Obj = _no_nulls({k: v for k, v in obj.items() if k != "status"})
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in SERVER_FIELDS}
     meta["namespace"] = namespace
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in MANAGED_ANNOTATIONS}

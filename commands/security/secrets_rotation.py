@@ -26,7 +26,6 @@ from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, failures, optional
 from commands.reply import Change, Outcome, Reply, Table
-from commands.support.awsfmt import aws, cfg
 from commands.support.kubefmt import pod_ready
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
@@ -68,12 +67,12 @@ def _rollback(secret_id: str, old: str, new: str, restarted: list[str]) -> str:
     kind=Kind.change, role=Role.operator, example="/cf secrets rotate", needs=["aws", "kube"],
 )
 async def secrets_rotate(ctx: Context, secret_id: str | None = None) -> Change:
-    name = secret_id or cfg(ctx).secret_id
-    consumers = list(cfg(ctx).secret_consumers.get(name) or [])
+    name = secret_id or ctx.settings.aws.secret_id
+    consumers = list(ctx.settings.aws.secret_consumers.get(name) or [])
     if not consumers:
         raise CommandError(f"No consumers are configured for `{name}` (aws.secret_consumers), so a rotation could "
                            "not restart anything to pick up the new value. Add them first. Nothing was changed.")
-    secret = await aws(ctx).describe_secret(name)
+    secret = await ctx.aws.describe_secret(name)
     if secret.get("DeletedDate"):
         raise CommandError(f"`{name}` is scheduled for deletion; restore it before rotating.")
     # Each consumer check is an auxiliary part: one that is missing refuses the request, one that cannot
@@ -104,13 +103,13 @@ async def _consumer(ctx: Context, name: str, dep: str) -> None:
 
 async def _rotate(ctx: Context, name: str, consumers: list[str]) -> Outcome:
     try:
-        old, value = await aws(ctx).secret_string(name)
+        old, value = await ctx.aws.secret_string(name)
     except IntegrationError as exc:
         raise CommandError(f"{exc} Nothing was changed.") from None
     fresh = _regenerate(value)
     del value
     try:
-        new = await aws(ctx).put_secret_string(name, fresh)
+        new = await ctx.aws.put_secret_string(name, fresh)
     except Unavailable as exc:
         raise CommandError(f"{exc} It is not known whether a new version was written: check "
                            f"`aws secretsmanager describe-secret --secret-id {name}` before trying again.") from None
@@ -162,7 +161,7 @@ async def _new_pods(ctx: Context, dep: str, stamp: str) -> tuple[int, int]:
 
 async def _wait_for_pods(ctx: Context, name: str, consumers: list[str], stamp: str, old: str, new: str
                          ) -> dict[str, tuple[int, int]]:
-    deadline = time.monotonic() + float(cfg(ctx).rollout_timeout_seconds)
+    deadline = time.monotonic() + float(ctx.settings.aws.rollout_timeout_seconds)
     while True:  # a check that fails is not yet done: the next poll asks again; the deadline names it
         counts = {dep: await optional(f"`{dep}`", _new_pods(ctx, dep, stamp), state="not checked")
                   for dep in consumers}
@@ -174,7 +173,7 @@ async def _wait_for_pods(ctx: Context, name: str, consumers: list[str], stamp: s
                               for d, c in counts.items() if d not in done)
             raise CommandError(
                 f"The secret was rotated (AWSCURRENT `{new}`, AWSPREVIOUS `{old}`) and {', '.join(consumers)} were "
-                f"restarted, but after {cfg(ctx).rollout_timeout_seconds:g}s these have not got their new pods "
+                f"restarted, but after {ctx.settings.aws.rollout_timeout_seconds:g}s these have not got their new pods "
                 f"running: {shown}. Their old pods keep the previous value until replaced; check "
                 f"`/cf pods`. " + _rollback(name, old, new, consumers))
         await asyncio.sleep(POLL_SECONDS)

@@ -10,7 +10,6 @@ from typing import Any
 from commands.args import pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.awsfmt import aws, cfg
 
 AREA = "Security"
 
@@ -20,7 +19,7 @@ WAF_MIN, WAF_MAX = 10, 2_000_000_000  # what WAFv2 accepts for a rate-based rule
 
 
 def _rate_rule(group: dict[str, Any], wanted: str | None) -> dict[str, Any]:
-    rules = [r for r in group.get("Rules", []) if "RateBasedStatement" in r.get("Statement", {})]
+    rules: list[dict[str, Any]] = [r for r in group.get("Rules", []) if "RateBasedStatement" in r.get("Statement", {})]
     names = ", ".join(f"`{r['Name']}`" for r in rules) or "none"
     if wanted:
         for rule in rules:
@@ -43,26 +42,26 @@ def _rate_rule(group: dict[str, Any], wanted: str | None) -> dict[str, Any]:
 async def waf_rate_limit(ctx: Context, limit: int) -> Change:
     if not WAF_MIN <= limit <= WAF_MAX:
         raise CommandError(f"LIMIT must be between {WAF_MIN} and {WAF_MAX:,} (WAFv2's bounds); {limit} is not.")
-    name, scope = cfg(ctx).waf_rule_group, cfg(ctx).waf_scope
+    name, scope = ctx.settings.aws.waf_rule_group, ctx.settings.aws.waf_scope
     if not name:
         raise CommandError("No WAF rule group is configured: set aws.waf_rule_group to the group holding the "
                            "rate-based rule.")
-    summary = await aws(ctx).find_rule_group(name, scope)
+    summary = await ctx.aws.find_rule_group(name, scope)
     if summary is None:
         raise CommandError(f"WAF rule group `{name}` ({scope}) was not found.")
-    group, _ = await aws(ctx).rule_group(name, scope, summary["Id"])
-    rule = _rate_rule(group, cfg(ctx).waf_rule)
+    group, _ = await ctx.aws.rule_group(name, scope, summary["Id"])
+    rule = _rate_rule(group, ctx.settings.aws.waf_rule)
     current = int(rule["Statement"]["RateBasedStatement"]["Limit"])
     warnings = [f"The limit is already {current:,}; approving changes nothing."] if current == limit else []
 
     async def apply() -> Outcome:
-        fresh, token = await aws(ctx).rule_group(name, scope, summary["Id"])
-        target = _rate_rule(fresh, cfg(ctx).waf_rule)
+        fresh, token = await ctx.aws.rule_group(name, scope, summary["Id"])
+        target = _rate_rule(fresh, ctx.settings.aws.waf_rule)
         before = int(target["Statement"]["RateBasedStatement"]["Limit"])
         target["Statement"]["RateBasedStatement"]["Limit"] = limit
-        await aws(ctx).update_rule_group(fresh, scope, token)
-        again, _ = await aws(ctx).rule_group(name, scope, summary["Id"])
-        after = int(_rate_rule(again, cfg(ctx).waf_rule)["Statement"]["RateBasedStatement"]["Limit"])
+        await ctx.aws.update_rule_group(fresh, scope, token)
+        again, _ = await ctx.aws.rule_group(name, scope, summary["Id"])
+        after = int(_rate_rule(again, ctx.settings.aws.waf_rule)["Statement"]["RateBasedStatement"]["Limit"])
         return Outcome(before=f"{before:,} requests / 5 min per IP", after=f"{after:,} requests / 5 min per IP")
 
     return Change(summary=f"Set WAF rule {rule['Name']} in {name} to {limit:,} requests / 5 min",

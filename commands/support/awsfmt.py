@@ -10,16 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from base.durations import duration_text
-from commands.base import Context
-
-
-def aws(ctx: Context) -> Any:
-    return ctx.service("aws")
-
-
-def cfg(ctx: Context) -> Any:
-    """The validated `aws:` settings section."""
-    return ctx.settings.aws
 
 
 def utc(value: Any) -> datetime | None:

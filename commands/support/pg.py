@@ -6,29 +6,11 @@ Not a command module (the leading underscore keeps `commands.catalog` from loadi
 
 from __future__ import annotations
 
-from typing import Any
-
 from base.text import code
 from commands.args import ECHO
-from commands.base import Context, NotConfigured
-from integrations.postgres import Postgres, check_identifier
+from integrations.postgres import check_identifier
 
 NAME_RULE = "letters, digits, _ and $, not starting with a digit, at most 63 characters; no quotes"
-
-
-def pg(ctx: Context) -> Postgres:
-    """The monitored database's client, or a NotConfigured naming the env var to set."""
-    client = ctx.services.get("postgres")
-    if client is None:
-        env = ctx.settings.targets.postgres.dsn_env
-        raise NotConfigured(f"The monitored PostgreSQL database is not configured: set `{env}` to its "
-                            "connection string and restart the bot.")
-    return client
-
-
-def target(ctx: Context) -> Any:
-    """The `targets.postgres` settings (thresholds and timeouts)."""
-    return ctx.settings.targets.postgres
 
 
 def table_name(raw: str) -> str:

@@ -150,7 +150,7 @@ def _health_line(result: probes.HttpResult, sla: float) -> Check:
 
 
 async def _guarded_snapshot(ctx: Context) -> Snapshot | Check:
-    if ctx.services.get("kube") is None:
+    if not ctx.configured("kube"):
         return Check("Kubernetes", "skip", "not configured")
     started = time.perf_counter()
     try:
@@ -166,6 +166,7 @@ async def _guarded_snapshot(ctx: Context) -> Snapshot | Check:
     summary="Outage triage in one message: deployments, pods, nodes, warnings, health probes and checks.",
     area=AREA,
     example="/cf status",
+    needs=["kube"],  # the snapshot; each status check runs with its own needs
 )
 async def status(ctx: Context) -> Reply:
     started = time.perf_counter()
