@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import parse_settings
+from commands.base import Services
 from demo.aws import aws_part
 from demo.console import ConsoleMessenger
 from demo.parts import DemoEnv, DemoPart, DemoSetup
@@ -87,7 +88,7 @@ async def run_demo(user: str, scenario: str | None = None, keep_files: bool = Fa
 
 
 async def _run(env: DemoEnv, user: str) -> None:
-    services: dict[str, Any] = {}
+    services = Services()
     config = dict(DEMO_CONFIG)
     notes = []
     for setup in SETUPS:

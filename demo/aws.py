@@ -30,7 +30,7 @@ async def aws_part(env: DemoEnv) -> DemoPart:
     from bot.services import aws as build_aws
 
     client = build_aws(parse_settings({"incident_channel": "C0DEMO", **DEMO_AWS_CONFIG}, "demo config"))
-    return DemoPart(services={"aws": client}, config=DEMO_AWS_CONFIG,
+    return DemoPart(services={"aws": client} if client is not None else {}, config=DEMO_AWS_CONFIG,
                     note=f"AWS: moto sandbox with the runbook's resources (AWS_ENDPOINT_URL={sandbox.endpoint_url})")
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from commands.base import Services
+
 
 @dataclass
 class DemoEnv:
@@ -31,7 +33,7 @@ class DemoEnv:
 class DemoPart:
     """What a part contributes: services for the runtime, config merged into the demo's, one line to show."""
 
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=lambda: Services())
     config: dict[str, Any] = field(default_factory=dict)
     note: str = ""
 

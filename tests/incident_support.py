@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.config import parse_settings
 from bot.messenger import SlackMessenger, web_client
 from bot.slack_app import group_resolver
+from commands.base import Services
 from incidents.assemble import build_runtime, build_web_application
 from tests.harness import BASE_CONFIG, BOT_TOKEN, SIGNING_SECRET, BotHarness, merge
 from tests.slack_sim import SlackDriver, SlackSim
@@ -36,12 +37,13 @@ class FakeClock:
 
 
 async def start(sim: SlackSim, database_url: str, *, config: dict[str, Any] | None = None,
-                services: dict[str, Any] | None = None, clock: Any = time.time) -> BotHarness:
+                services: Services | None = None, clock: Any = time.time) -> BotHarness:
     """`tests.harness.start_bot`, plus a clock for the runtime (jobs, reminders, expiry)."""
     settings = parse_settings(merge(BASE_CONFIG, config or {}), "test config")
     client = web_client(BOT_TOKEN, sim.api_url)
     runtime = await build_runtime(settings, database_url=database_url, messenger=SlackMessenger(client),
-                                  services=dict(services or {}), resolve_group=group_resolver(client), clock=clock)
+                                  services=services.copy() if services else Services(),
+                                  resolve_group=group_resolver(client), clock=clock)
     runner = web.AppRunner(build_web_application(runtime, client, SIGNING_SECRET), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

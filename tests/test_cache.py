@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 import demo.targets as demo_targets
 from bot.config import parse_settings
 from bot.services import redis as build_redis
-from commands.base import Context
+from commands.base import Context, Services
 from commands.checks import STATUS_CHECKS, run_checks
 from demo.app import DemoEnv
 from integrations.errors import IntegrationError
@@ -89,7 +89,8 @@ async def raw(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
 
 async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:
     target = {"timeout_seconds": 1, "scan_count": 100, **config}
-    services = {"redis": Redis(url, timeout=target["timeout_seconds"], scan_count=target["scan_count"])} if url else {}
+    services: Services = {"redis": Redis(url, timeout=target["timeout_seconds"], scan_count=target["scan_count"])} \
+        if url else {}
     return await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                            config={"targets": {"redis": target}})
 
@@ -285,6 +286,7 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
     assert build_redis(settings) is None
     monkeypatch.setenv("CF_TEST_TARGET_REDIS", "redis://:s3cret@cache.internal:6380/2")
     client = build_redis(settings)
+    assert client is not None
     assert client.where == "cache.internal:6380/2" and "s3cret" not in repr(client)
     monkeypatch.setenv("CF_TEST_TARGET_REDIS", "http://not-redis")
     with pytest.raises(IntegrationError, match="not a valid redis:// URL"):

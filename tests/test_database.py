@@ -27,7 +27,7 @@ from psycopg import sql
 import demo.targets as demo_targets
 from bot.config import parse_settings
 from bot.services import postgres as build_postgres
-from commands.base import Context
+from commands.base import Context, Services
 from commands.checks import STATUS_CHECKS, run_checks
 from commands.support.pg import column_name, table_name
 from demo.app import DemoEnv
@@ -72,7 +72,7 @@ def other_database() -> Iterator[str]:
 
 
 async def _bot(sim, tmp_path: Path, url: str | None, **config) -> BotHarness:
-    services = {"postgres": Postgres(url, connect_timeout=1, statement_timeout_ms=3000)} if url else {}
+    services: Services = {"postgres": Postgres(url, connect_timeout=1, statement_timeout_ms=3000)} if url else {}
     return await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                            config={"targets": {"postgres": config}} if config else None)
 
@@ -398,6 +398,7 @@ def test_builder_reads_the_configured_variable(monkeypatch: pytest.MonkeyPatch) 
     assert build_postgres(settings) is None
     monkeypatch.setenv("CF_TEST_TARGET_DB", "postgresql://app:s3cret@db.internal:6432/collab")
     client = build_postgres(settings)
+    assert client is not None
     assert client.where == "db.internal:6432/collab" and "s3cret" not in repr(client)
     monkeypatch.setenv("CF_TEST_TARGET_DB", "host='unterminated")
     with pytest.raises(IntegrationError, match="not valid"):

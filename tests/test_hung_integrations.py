@@ -23,6 +23,7 @@ import pytest
 
 from bot.slots import lease
 from bot.store import Store
+from commands.base import Services
 from integrations.errors import Unavailable
 from integrations.kube import Kube
 from integrations.postgres import Postgres
@@ -72,7 +73,7 @@ def count(texts: list[str], part: str) -> int:
 async def test_a_frozen_api_server_stalls_only_the_commands_that_need_it(sim, tmp_path, pg_database) -> None:
     async with sandbox_process(tmp_path) as (proc, kubeconfig):
         kube = Kube.from_config(kubeconfig, timeout=KUBE_TIMEOUT)
-        services = {"kube": kube, "postgres": Postgres(pg_database, connect_timeout=2)}
+        services: Services = {"kube": kube, "postgres": Postgres(pg_database, connect_timeout=2)}
         bot = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services=services)
         try:
             await bot.slash("pods", user=VIEWER)

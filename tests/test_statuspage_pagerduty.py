@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from commands.base import Services
 from integrations.errors import Forbidden, Unavailable
 from integrations.pagerduty import PagerDuty
 from integrations.statuspage import Statuspage
@@ -91,7 +92,7 @@ async def test_vendor_errors_are_one_clear_line(statuspage_site, pagerduty_site)
 
 @pytest.fixture
 async def bot(sim, tmp_path, statuspage_site, pagerduty_site):
-    services = {"statuspage": Statuspage(statuspage_site.url + "/v1", "page123", KEY, timeout=5),
+    services: Services = {"statuspage": Statuspage(statuspage_site.url + "/v1", "page123", KEY, timeout=5),
                 "pagerduty": PagerDuty(pagerduty_site.url + "/v2/enqueue", ROUTING, timeout=5)}
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                           config={"statuspage": {"page_id": "page123", "components": COMPONENTS}})
@@ -156,7 +157,7 @@ async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, p
 
 
 async def test_statuspage_without_approval_when_configured(sim, tmp_path, statuspage_site) -> None:
-    services = {"statuspage": Statuspage(statuspage_site.url, "page123", KEY, timeout=5)}
+    services: Services = {"statuspage": Statuspage(statuspage_site.url, "page123", KEY, timeout=5)}
     harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}", services=services,
                           config={"statuspage": {"page_id": "page123", "require_approval": False}})
     try:
