@@ -20,6 +20,7 @@ from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, optional
 from commands.reply import Change, Note, Outcome, Part, Reply, Table
 from commands.support.kube import (
+    age,
     cpu_text,
     find_node,
     is_daemonset_pod,
@@ -30,7 +31,6 @@ from commands.support.kube import (
     pod_requests,
     quantity,
 )
-from commands.support.kubefmt import age
 from integrations.errors import NotFound
 from integrations.kube import TooManyRequests
 

@@ -17,8 +17,7 @@ from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, optional
 from commands.reply import Change, Note, Outcome, Reply, Table
-from commands.support.kube import find_deployment
-from commands.support.kubefmt import age, deployment_ready, replicas_text
+from commands.support.kube import age, check_replicas, deployment_ready, find_deployment
 from integrations.errors import IntegrationError
 
 AREA = "Scaling"
@@ -251,9 +250,7 @@ async def restart_all(ctx: Context) -> Change:
     needs=["kube"],
 )
 async def scale_all(ctx: Context, replicas: int) -> Change:
-    limit = int(ctx.settings.limits.max_replicas)
-    if replicas > limit:
-        raise CommandError(f"REPLICAS must be between 1 and {limit} (limits.max_replicas); {replicas} is not.")
+    check_replicas(ctx, replicas, lowest=1)
     deps = await _all_deployments(ctx)
     hpas = await optional("Autoscalers", ctx.kube.list_objects("HorizontalPodAutoscaler", ctx.namespace))
     managed = {} if isinstance(hpas, Failed) else {
@@ -270,10 +267,10 @@ async def scale_all(ctx: Context, replicas: int) -> Change:
         names = [d["metadata"]["name"] for d in await _all_deployments(ctx)]
         done, failed = await _each(names, lambda n: ctx.kube.scale_deployment(ctx.namespace, n, replicas))
         return _finish("Scaling", done, failed, current, f"{plural(len(done), 'deployment')} at "
-                       f"{replicas_text(replicas)}")
+                       f"{plural(replicas, 'replica')}")
 
     return Change(summary=f"Scale all {len(deps)} deployments in {ctx.namespace} to {replicas}",
-                  current=current, desired=f"every deployment at {replicas_text(replicas)}", apply=apply,
+                  current=current, desired=f"every deployment at {plural(replicas, 'replica')}", apply=apply,
                   target=f"deployments in {ctx.namespace}", warnings=warnings)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from base.text import plural
 from base.vocabulary import RESTARTED_AT
 from commands.args import k8s_label, pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
-from commands.support.kubefmt import deployment_ready, replicas_text
+from commands.support.kube import check_replicas, deployment_ready
 from integrations.errors import NotFound
 
 AREA = "Scaling"
@@ -40,9 +41,7 @@ async def _deployment(ctx: Context, name: str) -> dict[str, Any]:
     needs=["kube"],
 )
 async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
-    limit = int(ctx.settings.limits.max_replicas)
-    if replicas < 0 or replicas > limit:
-        raise CommandError(f"REPLICAS must be between 0 and {limit} (limits.max_replicas); {replicas} is not.")
+    check_replicas(ctx, replicas)
     if replicas == 0 and not ctx.has_role(Role.admin):
         raise CommandError("Scaling to 0 takes the service down; only an admin may request it (see `/cf isolate`).")
     dep = await _deployment(ctx, deployment)
@@ -50,18 +49,18 @@ async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
     target = f"deployment/{deployment} in {ctx.namespace}"
     warnings = []
     if current == replicas:
-        warnings.append(f"It already has {replicas_text(current)}; approving changes nothing.")
+        warnings.append(f"It already has {plural(current, 'replica')}; approving changes nothing.")
 
     async def apply() -> Outcome:
         before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
         scaled = await ctx.kube.scale_deployment(ctx.namespace, deployment, replicas)
         after = int(scaled.get("spec", {}).get("replicas", replicas))
-        return Outcome(before=replicas_text(before), after=replicas_text(after))
+        return Outcome(before=plural(before, "replica"), after=plural(after, "replica"))
 
     return Change(
         summary=f"Scale {target} from {current} to {replicas}",
-        current=f"{replicas_text(current)} ({deployment_ready(dep)} ready)",
-        desired=replicas_text(replicas),
+        current=f"{plural(current, 'replica')} ({deployment_ready(dep)} ready)",
+        desired=plural(replicas, "replica"),
         apply=apply,
         target=target,
         warnings=warnings,

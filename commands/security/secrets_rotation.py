@@ -26,7 +26,7 @@ from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, failures, optional
 from commands.reply import Change, Outcome, Reply, Table
-from commands.support.kubefmt import pod_ready
+from commands.support.kube import pod_ready
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
 POLL_SECONDS = 2.0

@@ -19,8 +19,7 @@ from commands.args import blockable_cidr, k8s_label, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Note, Outcome, Part, Reply, Table, Text
-from commands.support.kube import find_deployment
-from commands.support.kubefmt import age, deployment_ready, replicas_text
+from commands.support.kube import age, deployment_ready, find_deployment
 from integrations.errors import NotFound
 
 AREA = "Security"
@@ -100,10 +99,10 @@ async def isolate(ctx: Context, deployment: str) -> Change:
         before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
         await ctx.kube.scale_deployment(ctx.namespace, deployment, 0)
         restore = f"; `/cf scale {deployment} {before}` restores it" if before else ""
-        return Outcome(before=replicas_text(before), after=f"0 replicas (isolated{restore})")
+        return Outcome(before=plural(before, "replica"), after=f"0 replicas (isolated{restore})")
 
     return Change(summary=f"Isolate deployment/{deployment} in {ctx.namespace}: scale to 0",
-                  current=f"{replicas_text(current)} ({deployment_ready(dep)} ready)", desired="0 replicas",
+                  current=f"{plural(current, 'replica')} ({deployment_ready(dep)} ready)", desired="0 replicas",
                   apply=apply, target=f"deployment/{deployment}", warnings=warnings)
 
 

@@ -1,8 +1,9 @@
-"""Helpers shared by the Kubernetes command modules (triage, logs, nodes, rollouts, security).
+"""Helpers shared by the Kubernetes command modules (triage, logs, nodes, scaling, security).
 
-Plain functions over the JSON dicts `integrations.kube` returns: resource quantities, events,
-owners, and lookups that turn a 404 into a sentence naming what does exist. Kept here (a private
-module the catalog does not import as commands) because one command module never imports another.
+Plain functions over the JSON dicts `integrations.kube` returns: objects the way kubectl prints them
+(ages, pod status, readiness), resource quantities, events, owners, the replica limit `scale` and
+`scale all` share, and lookups that turn a 404 into a sentence naming what does exist. Kept here (a
+private module the catalog does not import as commands) because one command module never imports another.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from base.text import one_line
 from commands.base import CommandError, Context
 from commands.parts import Failed, optional
-from commands.support.kubefmt import age, parse_time
 from integrations.errors import NotFound
 
 Obj = dict[str, Any]
@@ -23,6 +23,97 @@ Obj = dict[str, Any]
 _SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
            "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?\d+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+# --- as kubectl prints them ------------------------------------------------------------------
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def age(value: str | None, now: datetime | None = None) -> str:
+    """kubectl's HumanDuration: 45s, 12m, 5h3m, 3d4h, 90d."""
+    start = parse_time(value)
+    if start is None:
+        return "<unknown>"
+    seconds = int(((now or datetime.now(UTC)) - start).total_seconds())
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        rest = hours % 24
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    return f"{days}d"
+
+
+def pod_ready(pod: Obj) -> str:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    total = len(pod.get("spec", {}).get("containers") or statuses)
+    ready = sum(1 for c in statuses if c.get("ready"))
+    return f"{ready}/{total}"
+
+
+def pod_restarts(pod: Obj) -> int:
+    return sum(int(c.get("restartCount", 0)) for c in pod.get("status", {}).get("containerStatuses") or [])
+
+
+def pod_status(pod: Obj) -> str:
+    """The STATUS column of `kubectl get pods` (waiting/terminated reasons win over the phase)."""
+    meta, status = pod.get("metadata", {}), pod.get("status", {})
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    for c in status.get("initContainerStatuses") or []:
+        state = c.get("state", {})
+        if state.get("terminated", {}).get("exitCode", 0) != 0:
+            return f"Init:{state['terminated'].get('reason') or 'Error'}"
+        if state.get("waiting", {}).get("reason") not in (None, "PodInitializing"):
+            return f"Init:{state['waiting']['reason']}"
+    for c in reversed(status.get("containerStatuses") or []):
+        state = c.get("state", {})
+        if state.get("waiting", {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif state.get("terminated", {}).get("reason"):
+            reason = state["terminated"]["reason"]
+    if meta.get("deletionTimestamp"):
+        reason = "Terminating"
+    return str(reason)
+
+
+def deployment_ready(dep: Obj) -> str:
+    status = dep.get("status", {})
+    return f"{status.get('readyReplicas', 0) or 0}/{dep.get('spec', {}).get('replicas', 0)}"
+
+
+# --- the replica limit ---------------------------------------------------------------------
+
+
+def check_replicas(ctx: Context, replicas: int, lowest: int = 0) -> None:
+    """The one limit `scale` and `scale all` share: `lowest` to `limits.max_replicas`, else a refusal."""
+    limit = int(ctx.settings.limits.max_replicas)
+    if not lowest <= replicas <= limit:
+        raise CommandError(f"REPLICAS must be between {lowest} and {limit} (limits.max_replicas); {replicas} is not.")
+
+
+# --- quantities and resources --------------------------------------------------------------
 
 
 def quantity(value: Any) -> float:

@@ -17,9 +17,11 @@ from commands.base import Context, command
 from commands.parts import Failed, degraded, optional
 from commands.reply import Fields, Level, Note, Part, Reply, Table, Text
 from commands.support.kube import (
+    age,
     container_resources,
     controller_of,
     cpu_text,
+    deployment_ready,
     event_row,
     find_deployment,
     find_node,
@@ -28,10 +30,12 @@ from commands.support.kube import (
     newest_first,
     node_status,
     percent,
+    pod_ready,
     pod_requests,
+    pod_restarts,
+    pod_status,
     quantity,
 )
-from commands.support.kubefmt import age, deployment_ready, pod_ready, pod_restarts, pod_status
 
 AREA = "Triage"
 Obj = dict[str, Any]

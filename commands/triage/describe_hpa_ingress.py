@@ -18,8 +18,7 @@ from base.text import code, literal, one_line, plural
 from commands.args import k8s_name, pos
 from commands.base import CommandError, Context, command
 from commands.reply import Fields, Level, Note, Part, Reply, Table, Text
-from commands.support.kube import event_row, newest_first
-from commands.support.kubefmt import age
+from commands.support.kube import age, event_row, newest_first
 from integrations.errors import IntegrationError, NotFound
 
 AREA = "Triage"

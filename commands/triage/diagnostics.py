@@ -16,6 +16,7 @@ from commands.base import Context, command
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Code, Level, Note, Part, Reply, Table, Text
 from commands.support.kube import (
+    age,
     container_resources,
     cpu_text,
     event_row,
@@ -25,11 +26,13 @@ from commands.support.kube import (
     newest_first,
     node_status,
     percent,
+    pod_ready,
+    pod_restarts,
+    pod_status,
     pods_of_app,
     quantity,
     usage,
 )
-from commands.support.kubefmt import age, pod_ready, pod_restarts, pod_status
 
 AREA = "Triage"
 Obj = dict[str, Any]

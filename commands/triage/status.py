@@ -26,8 +26,17 @@ from commands.base import Context, command
 from commands.checks import STATUS_CHECKS, Check, run_checks, status_check
 from commands.parts import Failed, failures, optional
 from commands.reply import Level, Note, Part, Reply, Table, Text
-from commands.support.kube import event_row, event_time, newest_first, node_ready, node_status
-from commands.support.kubefmt import parse_time, pod_ready, pod_restarts, pod_status
+from commands.support.kube import (
+    event_row,
+    event_time,
+    newest_first,
+    node_ready,
+    node_status,
+    parse_time,
+    pod_ready,
+    pod_restarts,
+    pod_status,
+)
 from integrations import probes
 from integrations.errors import IntegrationError
 
