@@ -29,7 +29,10 @@ async def test_rollout_history_and_undo_goes_back(bot, sandbox, sim) -> None:
     assert "from revision 2 to revision 1" in json.dumps(request["blocks"])
     assert (await image(sandbox.kubeconfig, "graphql-api")).endswith(":2.14.2")
     history = await kubectl(sandbox.kubeconfig, "-n", NS, "rollout", "history", "deployment/graphql-api")
-    assert "initial release 2.14.2" in history.splitlines()[-1] or "initial release 2.14.2" in history
+    rows = [line.split(None, 1) for line in history.splitlines()[2:] if line.strip()]
+    causes = {revision: cause for revision, cause in rows}  # REVISION -> CHANGE-CAUSE
+    assert max(causes, key=int) == "3" and causes["3"] == "initial release 2.14.2", history  # a new revision
+    assert "1" not in causes, history  # revision 1 became revision 3, as kubectl's undo does
     assert "Done: revision 2" in thread and "template of revision 1" in thread
     pods = await kubectl(sandbox.kubeconfig, "-n", NS, "get", "pods", "-l", "app=graphql-api", "-o",
                          "jsonpath={.items[*].spec.containers[0].image}")

@@ -122,13 +122,12 @@ async def test_bad_names_and_flags_get_a_usage_line(bot, sim) -> None:
     await bot.slash("top everything")
     await bot.slash("describe secret app-secrets")
     await bot.slash("events --since 5m")
-    said = " ".join(bot.private_texts())
-    assert "is not a valid Kubernetes name" in said
-    assert "`size` is not one of: memory, cpu, restarts" in said
-    assert "`everything` is not one of: pods, nodes" in said
-    assert "`secret` is not one of: pod, node, deployment" in said
-    assert "Unknown option `--since`" in said
-    assert said.count("Usage") >= 5 or said.count("/cf ") >= 5
+    refusals = [("is not a valid Kubernetes name", "pods"), ("`size` is not one of: memory, cpu, restarts", "pods"),
+                ("`everything` is not one of: pods, nodes", "top"),
+                ("`secret` is not one of: pod, node, deployment", "describe"), ("Unknown option `--since`", "events")]
+    said = bot.private_texts()
+    for text, (reason, command) in zip(said, refusals, strict=True):  # one reply each, with its command's usage
+        assert reason in text and f"*Usage:* `/cf {command} " in text, text
     await bot.slash("describe pod graphql-api-nope")
     await bot.slash("pods nosuchapp")
     said = " ".join(bot.private_texts())
