@@ -110,23 +110,15 @@ class Approvals:
             incident_id=incident_id,
         )
         await self.store.create_action(action)
-        await self.audit.record(
-            "requested",
-            origin.user,
-            action.command,
-            action_id=action.id,
-            channel=action.channel,
-            detail={"args": action.args, "current": change.current, "desired": change.desired,
-                    "summary": change.summary, "exempt": exempt, "target": change.target},
-            incident_id=incident_id,
-        )
+        await self._audit("requested", action, origin.user,
+                          detail={"args": action.args, "current": change.current, "desired": change.desired,
+                                  "summary": change.summary, "exempt": exempt, "target": change.target})
         view = blocks.approval_message(action, change.warnings, pending=not exempt, exempt=exempt)
         try:
             ts = await self.messenger.post(action.channel, view.text, view.blocks)
         except DeliveryError as exc:
             await self.store.transition(action.id, (PENDING, APPROVED), FAILED, self.clock(), error=exc.code)
-            await self.audit.record("failed", "cf", action.command, action_id=action.id, channel=action.channel,
-                                    detail={"error": f"could not post the approval message: {exc.code}"})
+            await self._audit("failed", action, detail={"error": f"could not post the approval message: {exc.code}"})
             raise
         action.message_ts = ts
         await self.store.set_fields(action.id, message_ts=ts)
@@ -145,11 +137,8 @@ class Approvals:
         roles = await self.policy.roles_of(origin.user)
         reason = self.policy.may_approve(Role(action.approver_role), roles, origin.user == action.requester)
         if reason is not None:
-            await self.audit.record(
-                "approval_refused", origin.user, action.command, action_id=action.id, channel=action.channel,
-                thread_ts=action.message_ts, detail={"reason": reason},
-                text=f":no_entry: <@{origin.user}> tried to approve: {reason}", incident_id=action.incident_id,
-            )
+            await self._audit("approval_refused", action, origin.user, detail={"reason": reason},
+                              text=f":no_entry: <@{origin.user}> tried to approve: {reason}")
             await self._tell(origin, reason)
             return None
         claimed = await self.store.transition(
@@ -158,11 +147,8 @@ class Approvals:
         if claimed is None:
             await self._explain_lost(action_id, origin)
             return None
-        await self.audit.record(
-            "approved", origin.user, claimed.command, action_id=claimed.id, channel=claimed.channel,
-            thread_ts=claimed.message_ts, detail={"requester": claimed.requester},
-            text=f":white_check_mark: Approved by <@{origin.user}>.", incident_id=claimed.incident_id,
-        )
+        await self._audit("approved", claimed, origin.user, detail={"requester": claimed.requester},
+                          text=f":white_check_mark: Approved by <@{origin.user}>.")
         return await self._execute(claimed)
 
     async def deny(self, action_id: str, origin: Origin) -> Action | None:
@@ -180,11 +166,8 @@ class Approvals:
             await self._explain_lost(action_id, origin)
             return None
         verb = "Withdrawn by the requester" if is_requester else "Denied"
-        await self.audit.record(
-            "denied", origin.user, denied.command, action_id=denied.id, channel=denied.channel,
-            thread_ts=denied.message_ts, text=f":no_entry_sign: {verb} (<@{origin.user}>). Nothing was changed.",
-            incident_id=denied.incident_id,
-        )
+        await self._audit("denied", denied, origin.user,
+                          text=f":no_entry_sign: {verb} (<@{origin.user}>). Nothing was changed.")
         await self._update_message(denied)
         return denied
 
@@ -206,11 +189,7 @@ class Approvals:
         running = await self.store.transition(action.id, (APPROVED,), RUNNING, self.clock(), heartbeat_at=self.clock())
         if running is None:  # another replica took it between our two steps
             return (await self.store.get_action(action.id)) or action
-        await self.audit.record(
-            "running", "cf", running.command, action_id=running.id, channel=running.channel,
-            thread_ts=running.message_ts, text=f":gear: Running `{running.command}` ({running.summary})…",
-            incident_id=running.incident_id,
-        )
+        await self._audit("running", running, text=f":gear: Running `{running.command}` ({running.summary})…")
         await self._update_message(running)
         beat = asyncio.create_task(self._heartbeat(running.id))
         try:
@@ -218,23 +197,16 @@ class Approvals:
         except Exception as exc:
             error = user_message(exc)
             finished = await self.store.transition(running.id, (RUNNING,), FAILED, self.clock(), error=error)
-            await self.audit.record(
-                "failed", "cf", running.command, action_id=running.id, channel=running.channel,
-                thread_ts=running.message_ts, detail={"error": error, "approver": running.approver},
-                text=f":x: Failed: {error}", incident_id=running.incident_id,
-            )
+            await self._audit("failed", running, detail={"error": error, "approver": running.approver},
+                              text=f":x: Failed: {error}")
         else:
             result = {"before": outcome.before, "after": outcome.after}
             finished = await self.store.transition(
                 running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result)
             )
-            await self.audit.record(
-                "done", "cf", running.command, action_id=running.id, channel=running.channel,
-                thread_ts=running.message_ts,
-                detail={**result, "approver": running.approver, "requester": running.requester},
-                text=f":large_green_circle: Done: {outcome.before} → {outcome.after}",
-                incident_id=running.incident_id,
-            )
+            await self._audit("done", running,
+                              detail={**result, "approver": running.approver, "requester": running.requester},
+                              text=f":large_green_circle: Done: {outcome.before} → {outcome.after}")
             if outcome.detail is not None and running.message_ts:
                 await self._post_detail(running, outcome)
         finally:
@@ -285,12 +257,8 @@ class Approvals:
         expired = await self.store.expire_due(self.clock())
         for action in expired:
             minutes = (action.expires_at - action.created_at) / 60
-            await self.audit.record(
-                "expired", "cf", action.command, action_id=action.id, channel=action.channel,
-                thread_ts=action.message_ts,
-                text=f":hourglass: Expired after {minutes:g} min without approval. Nothing was changed.",
-                incident_id=action.incident_id,
-            )
+            await self._audit("expired", action,
+                              text=f":hourglass: Expired after {minutes:g} min without approval. Nothing was changed.")
             await self._update_message(action)
         return expired
 
@@ -300,13 +268,9 @@ class Approvals:
         now = self.clock()
         interrupted = await self.store.interrupt_stale(now, now - window)
         for action in interrupted:
-            await self.audit.record(
-                INTERRUPTED, "cf", action.command, action_id=action.id, channel=action.channel,
-                thread_ts=action.message_ts,
-                text=(":warning: Interrupted: the bot stopped while this was running. Its effect may be partial; "
-                      "check the current state before asking again."),
-                incident_id=action.incident_id,
-            )
+            await self._audit(INTERRUPTED, action,
+                              text=(":warning: Interrupted: the bot stopped while this was running. Its effect may be "
+                                    "partial; check the current state before asking again."))
             await self._update_message(action)
         return interrupted
 
@@ -314,6 +278,12 @@ class Approvals:
         return len(await self.store.actions_in(PENDING))
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _audit(self, event: str, action: Action, actor: str = "cf", *, text: str | None = None,
+                     detail: dict[str, Any] | None = None) -> None:
+        """One step of `action` in the audit: stored, then said in the request's thread once it has one."""
+        await self.audit.record(event, actor, action.command, action_id=action.id, channel=action.channel,
+                                thread_ts=action.message_ts, text=text, detail=detail, incident_id=action.incident_id)
 
     async def _update_message(self, action: Action) -> None:
         if not action.message_ts:
