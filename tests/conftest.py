@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from base.text import first_line
+
 PG_ADMIN_URL = os.environ.get("CF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -31,10 +33,6 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{parts.port or ''}{parts.path}"
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
-
-
 @functools.cache
 def postgres_unavailable() -> str | None:
     """Why the tests' PostgreSQL cannot be used (checked once per session), or None."""
@@ -42,7 +40,7 @@ def postgres_unavailable() -> str | None:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"PostgreSQL is not reachable at {_where(PG_ADMIN_URL)}: {_first_line(exc)}"
+        return f"PostgreSQL is not reachable at {_where(PG_ADMIN_URL)}: {first_line(exc)}"
     return None
 
 

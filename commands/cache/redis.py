@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from base.durations import duration_text
 from commands.args import choice, opt, pos, positive_int
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, status_check
@@ -130,7 +131,7 @@ async def redis_hitrate(ctx: Context) -> Reply:
         since = "since the server started"
     else:
         uptime = int(server.get("uptime_in_seconds", 0))
-        since = f"since the server started ({uptime // 3600} h {uptime % 3600 // 60} min ago)"
+        since = f"since the server started ({duration_text(uptime)} ago)"
     note = Note(f"Counted {since} or the last CONFIG RESETSTAT.")
     return Reply(title=f"Redis hit rate: {rate}", parts=[fields, note, *failed_parts(server)],
                  level=degraded("info", server))
