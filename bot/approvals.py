@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from base.durations import duration_text
 from bot import blocks
 from bot.audit import AuditTrail
 from bot.errors import user_message
@@ -256,9 +257,9 @@ class Approvals:
     async def expire_due(self) -> list[Action]:
         expired = await self.store.expire_due(self.clock())
         for action in expired:
-            minutes = (action.expires_at - action.created_at) / 60
+            ttl = duration_text(action.expires_at - action.created_at)
             await self._audit("expired", action,
-                              text=f":hourglass: Expired after {minutes:g} min without approval. Nothing was changed.")
+                              text=f":hourglass: Expired after {ttl} without approval. Nothing was changed.")
             await self._update_message(action)
         return expired
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
+from base.durations import duration_text
 from base.text import code, date
 from bot.render import Button, Rendered, actions, context, escape, fields_block, header, section
 from bot.store import APPROVED, DENIED, DONE, EXPIRED, FAILED, INTERRUPTED, PENDING, RUNNING, Action
@@ -61,10 +62,11 @@ def approval_message(
     built.append(section(status))
     if pending and action.state == PENDING:
         who = "an admin" if action.approver_role == "admin" else "someone with the approver role"
+        ttl = duration_text(action.expires_at - action.created_at)
         built.append(
             context(
                 f"Needs approval by {who} other than the requester. "
-                f"Expires {date(action.expires_at, '{time}', f'in {_minutes(action)} min')}. "
+                f"Expires {date(action.expires_at, '{time}', f'in {ttl}')}. "
                 f"Request `{action.id}`."
             )
         )
@@ -82,10 +84,6 @@ def approval_message(
         built.append(context(f"Request `{action.id}`."))
     text = f"Change request: {action.summary} — {_STATUS.get(action.state, action.state)}"
     return Rendered(text=text[:300], blocks=[b.to_dict() for b in built])
-
-
-def _minutes(action: Action) -> str:
-    return f"{(action.expires_at - action.created_at) / 60:g}"
 
 
 def requested_line(action: Action, exempt: bool) -> str:
