@@ -82,6 +82,8 @@ class CommandSpec:
     role: Role = Role.viewer
     kind: Kind = Kind.read
     example: str = ""
+    # The clients the command may use (`ctx.kube`, ...; names from commands.clients.Services): the Context
+    # hands out these and no others. Declaring one does not require it: unconfigured, it is NotConfigured.
     needs: tuple[str, ...] = ()
     approver_role: Role = Role.approver
     ephemeral: bool = False
