@@ -21,10 +21,10 @@ import pytest
 from integrations.postgres import Postgres
 from integrations.redis import Redis
 from tests.conftest import REDIS_URL
+from tests.data.test_database import _seed
 from tests.faultproxy import PgFaultProxy, RedisFaultProxy
 from tests.harness import OPERATOR, VIEWER, BotHarness, start_bot
 from tests.k8s_support import reply_text
-from tests.test_database import _seed
 
 MAX_CONNECTIONS = "current_setting('max_connections')"
 CONNECTIONS = "GROUP BY 1, 2, 3, 4, 5"  # integrations.pg_queries.CONNECTIONS

@@ -586,7 +586,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
     server = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0", "--kubeconfig", str(kubeconfig)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
+                              cwd=Path(__file__).resolve().parents[2])
     try:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("Candlefish sandbox API server at http://127.0.0.1:")

@@ -19,7 +19,7 @@ import pytest
 
 from commands.base import AREAS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CONTRACTS = {c["id"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from integrations.awserrors import iam_action
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
 READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|List|Get)")
 

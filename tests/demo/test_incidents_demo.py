@@ -8,8 +8,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from tests.test_cli import CFBOT
-from tests.test_demo_console import leftovers
+from tests.demo.test_demo_console import leftovers
+from tests.platform.test_cli import CFBOT
 
 
 async def test_demo_incident_with_paging_and_status_page(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from commands.base import AREAS
 from commands.bot import AREA_ORDER
 from commands.catalog import MODULES, REGISTRY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_areas_readme_sections_and_modules_agree() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from bot.messenger import Origin
 from demo.console import ConsoleMessenger
 from demo.session import ConsoleSession
-from tests.test_cli import CFBOT
+from tests.platform.test_cli import CFBOT
 
 USERS = {"olivia": "U0OPERATOR", "arjun": "U0APPROVER"}
 
@@ -191,7 +191,7 @@ def test_demo_modules_import_each_other_without_a_cycle() -> None:
     import ast
     import graphlib
 
-    root = Path(__file__).resolve().parents[1] / "demo"
+    root = Path(__file__).resolve().parents[2] / "demo"
     graph: dict[str, set[str]] = {}
     for path in root.glob("*.py"):
         names: set[str] = set()

@@ -30,8 +30,8 @@ from integrations.postgres import Postgres
 from integrations.workers import NoWorker, Workers, waiting
 from tests import aws_support
 from tests.harness import VIEWER, BotHarness, start_bot
+from tests.platform.test_resilience import BlackHole
 from tests.processes import free_port, stop, wait_http
-from tests.test_resilience import BlackHole
 
 CFBOT = str(Path(sys.executable).parent / "cfbot")
 KUBE_TIMEOUT = 3.0  # the bot's Kubernetes deadline in this test (10 s by default)

@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 from bot.config import parse_settings
 from bot.messenger import SlackMessenger, web_client
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = {
     "Namespace": k8s.V1Namespace,
     "ServiceAccount": k8s.V1ServiceAccount,

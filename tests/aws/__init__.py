@@ -1,0 +1,1 @@
+"""The AWS commands against moto in server mode."""

@@ -1,0 +1,1 @@
+"""The monitored PostgreSQL and Redis commands against the real servers."""

@@ -1,0 +1,1 @@
+"""Self-protection: hostile input, hostile requests, patterns and outside text."""

@@ -1,0 +1,1 @@
+"""Incidents, alerts, paging, the status page and the scheduled jobs."""

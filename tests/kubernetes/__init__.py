@@ -1,0 +1,1 @@
+"""The Kubernetes commands against the sandbox, kubectl as the judge."""

@@ -1,0 +1,1 @@
+"""The platform: dispatch, approvals, store, audit, layering, types and the processes."""
