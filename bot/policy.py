@@ -71,7 +71,9 @@ class Policy:
         return Role.admin in roles or needed in roles
 
     def needs_approval(self, spec: CommandSpec) -> bool:
-        return spec.kind is Kind.change and spec.title not in self.settings.approvals.exempt
+        if spec.kind is not Kind.change or spec.title in self.settings.approvals.exempt:
+            return False
+        return spec.approval is None or spec.approval(self.settings)
 
     def may_approve(self, spec_role: Role, roles: frozenset[Role], is_requester: bool) -> str | None:
         """None if allowed, else the reason it is not."""

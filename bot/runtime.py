@@ -60,7 +60,10 @@ class Runtime:
     # What a domain on top of the platform adds (incidents: its services, set by app.assemble), and the
     # handler of `/cf` text (a domain may answer some itself, e.g. the declare modal; else the dispatcher).
     ops: object | None = None
-    on_command: Callable[[Origin, str], Awaitable[None]] | None = None
+    # Commands a domain answers with a form when typed alone (incidents: `incident declare` opens the declare
+    # modal). The opener returns False when it did not open one (no permission, Slack refused): the text then
+    # goes to the dispatcher like any other.
+    forms: dict[str, Callable[[Origin], Awaitable[bool]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.work_slots)
@@ -87,7 +90,10 @@ class Runtime:
 
     async def handle_command(self, origin: Origin, text: str) -> None:
         """The `/cf` listener's work, after its ack."""
-        await (self.on_command or self.dispatcher.handle)(origin, text)
+        opener = self.forms.get(" ".join(text.lower().split())) if origin.trigger_id else None
+        if opener is not None and await opener(origin):
+            return
+        await self.dispatcher.handle(origin, text)
 
     async def _first_delivery(self, key: str) -> bool:
         try:

@@ -87,6 +87,9 @@ class CommandSpec:
     needs: tuple[str, ...] = ()
     approver_role: Role = Role.approver
     ephemeral: bool = False
+    # For a change: whether it needs a second person under these settings (None: always, unless the command is
+    # listed in `approvals.exempt`). The status-page commands follow `statuspage.require_approval` this way.
+    approval: Callable[[Settings], bool] | None = None
 
     @property
     def title(self) -> str:
@@ -176,6 +179,7 @@ def command(
     needs: Iterable[str] = (),
     approver_role: Role = Role.approver,
     ephemeral: bool = False,
+    approval: Callable[[Settings], bool] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Declare a command. The function is registered and returned unchanged."""
@@ -199,6 +203,7 @@ def command(
             needs=tuple(needs),
             approver_role=approver_role,
             ephemeral=ephemeral,
+            approval=approval,
         )
         (registry if registry is not None else REGISTRY).add(spec)
         return fn

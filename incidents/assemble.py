@@ -3,7 +3,7 @@ the tests use it.
 
 The platform knows nothing of incidents. This module hands it what the domain adds: the incident
 tables (migrations), the services commands reach as "incidents", the channel -> incident lookup the
-dispatcher audits under, the scheduled jobs, the `/cf` handler that may open the declare modal, and
+dispatcher audits under, the scheduled jobs, the form `incident declare` opens when typed alone, and
 the Slack listeners and HTTP routes (the modal, command-line buttons, the Home tab, the Alertmanager
 webhook).
 """
@@ -33,7 +33,7 @@ from commands.catalog import REGISTRY
 from commands.clients import IncidentsClient
 from incidents import schema
 from incidents import slack as incident_slack
-from incidents.wiring import build_operations, effective_settings, schedule_jobs
+from incidents.wiring import build_operations, schedule_jobs
 
 __all__ = ["build_runtime", "build_slack_app", "build_web_application"]
 
@@ -48,7 +48,6 @@ async def build_runtime(
     incident_lookup: IncidentLookup | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Runtime:
-    settings = effective_settings(settings)
     store = await Store.open(database_url, [*MIGRATIONS, *schema.MIGRATIONS])
     metrics = Metrics()
     audit = AuditTrail(store, messenger, clock)
@@ -95,10 +94,10 @@ async def build_runtime(
         ops=ops,
     )
 
-    async def on_command(origin: Origin, text: str) -> None:
-        await incident_slack.handle_command(runtime, origin, text)
+    async def declare_form(origin: Origin) -> bool:
+        return await incident_slack.open_declare_modal(runtime, origin)
 
-    runtime.on_command = on_command
+    runtime.forms[incident_slack.DECLARE] = declare_form
     return runtime
 
 

@@ -30,23 +30,23 @@ log = logging.getLogger(__name__)
 KeyFn = Callable[[dict[str, Any]], str | None]
 
 
-def wants_modal(text: str) -> bool:
-    return " ".join(text.lower().split()) == "incident declare"
+DECLARE = "incident declare"  # typed alone, it opens the declare modal (Runtime.forms)
 
 
-async def handle_command(runtime: Runtime, origin: Origin, text: str) -> None:
-    """The `/cf` listener's work: the declare modal when asked for, else the dispatcher."""
-    if wants_modal(text) and origin.trigger_id and await _may_declare(runtime, origin.user):
-        try:
-            await runtime.messenger.open_view(origin.trigger_id, declare_modal(origin.channel))
-            return
-        except DeliveryError as exc:
-            log.warning("declare modal not opened; answering with usage", extra={"error": exc.code})
-    await runtime.dispatcher.handle(origin, text)
+async def open_declare_modal(runtime: Runtime, origin: Origin) -> bool:
+    """The declare form, for someone who may declare; False (answer with usage instead) otherwise."""
+    if not origin.trigger_id or not await _may_declare(runtime, origin.user):
+        return False
+    try:
+        await runtime.messenger.open_view(origin.trigger_id, declare_modal(origin.channel))
+    except DeliveryError as exc:
+        log.warning("declare modal not opened; answering with usage", extra={"error": exc.code})
+        return False
+    return True
 
 
 async def _may_declare(runtime: Runtime, user: str) -> bool:
-    spec = runtime.dispatcher.registry.get("incident declare")
+    spec = runtime.dispatcher.registry.get(DECLARE)
     return spec is not None and runtime.policy.may_run(spec, await runtime.policy.roles_of(user))
 
 

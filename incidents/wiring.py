@@ -28,8 +28,6 @@ from incidents.jobs import HealthJob, RpoJob
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
 
-STATUSPAGE_COMMANDS = ("statuspage open", "statuspage update", "statuspage resolve")
-
 
 @dataclass
 class Operations:
@@ -42,14 +40,6 @@ class Operations:
 def operations(runtime: Runtime) -> Operations | None:
     """The incidents domain's services on a runtime that was assembled with it (app.assemble)."""
     return runtime.ops if isinstance(runtime.ops, Operations) else None
-
-
-def effective_settings(settings: Settings) -> Settings:
-    """`statuspage.require_approval: false` is the status-page commands listed in `approvals.exempt`."""
-    if settings.statuspage.require_approval:
-        return settings
-    exempt = list(dict.fromkeys([*settings.approvals.exempt, *STATUSPAGE_COMMANDS]))
-    return settings.model_copy(update={"approvals": settings.approvals.model_copy(update={"exempt": exempt})})
 
 
 def build_operations(*, settings: Settings, store: Store, messenger: Messenger, audit: AuditTrail,

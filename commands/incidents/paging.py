@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from base.settings import Settings
 from base.text import link, literal
 from base.vocabulary import (
     OPEN_STATUSES,
@@ -123,6 +124,11 @@ def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str
     return wanted, [known[n] for n in wanted]
 
 
+def _status_page_approval(settings: Settings) -> bool:
+    """Public communication needs a second person unless `statuspage.require_approval` is false."""
+    return settings.statuspage.require_approval
+
+
 @command(
     "statuspage open",
     summary="Open a public status page incident (investigating by default), after approval.",
@@ -133,6 +139,7 @@ def _component_ids(ctx: Context, names: str | None) -> tuple[list[str], list[str
           pos("TITLE", text, "the public title (default: the incident's title)", default=None, greedy=True)],
     kind=Kind.change,
     role=Role.operator,
+    approval=_status_page_approval,
     example="/cf statuspage open Editor unavailable --status investigating --components editor,api --impact major",
     needs=["statuspage", "incidents"],
 )
@@ -180,6 +187,7 @@ async def _target(ctx: Context) -> StatuspageView:
           pos("TEXT", text, "the public update", greedy=True)],
     kind=Kind.change,
     role=Role.operator,
+    approval=_status_page_approval,
     example="/cf statuspage update --status identified We found the cause and are fixing it.",
     needs=["statuspage", "incidents"],
 )
@@ -206,6 +214,7 @@ async def statuspage_update(ctx: Context, text: str, status: str | None = None) 
     args=[pos("TEXT", text, "the closing message (default: a standard one)", default=None, greedy=True)],
     kind=Kind.change,
     role=Role.operator,
+    approval=_status_page_approval,
     example="/cf statuspage resolve",
     needs=["statuspage", "incidents"],
 )
