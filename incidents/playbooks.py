@@ -92,25 +92,38 @@ PLAYBOOKS: dict[str, Playbook] = {
     )
 }
 
+# Whole words (regular expressions) that name one kind and nothing else. "leak" is not here: a memory
+# leak and a data leak share it. The outage words are the weakest: any other kind's word wins over them.
 _KIND_WORDS = (
-    ("disaster-recovery", ("disaster", "cluster rebuild", "rebuild the cluster", "region down", "region outage")),
-    ("data-breach", ("breach", "exfiltrat", "leak")),
-    ("ddos", ("ddos", "dos attack", "flood")),
-    ("security", ("security", "intrusion", "compromis", "malware", "suspicious")),
-    ("database", ("database", "postgres", "rds", " db", "db ", "sql")),
-    ("websocket", ("websocket", "socket", " ws", "real-time", "realtime")),
-    ("memory", ("memory", "oom", "cpu", "leak")),
-    ("outage", ("down", "outage", "5xx", "unavailable", "not loading", "error")),
+    ("disaster-recovery", (r"disaster", r"cluster rebuild", r"rebuild the cluster", r"region (?:down|outage)")),
+    ("data-breach", (r"breach\w*", r"exfiltrat\w*", r"data leak\w*", r"leaked data")),
+    ("ddos", (r"d?dos", r"dos attack", r"flood\w*")),
+    ("security", (r"security", r"intrusion", r"compromis\w*", r"malware", r"suspicious")),
+    ("database", (r"database", r"postgres\w*", r"rds", r"db", r"sql")),
+    ("websocket", (r"websockets?", r"sockets?", r"ws", r"real-?time")),
+    ("memory", (r"memory", r"oom\w*", r"cpu", r"memory leak")),
 )
+_OUTAGE_WORDS = (r"down", r"outages?", r"5xx", r"unavailable", r"not loading", r"errors?")
+_KIND_RES = tuple((kind, re.compile(r"\b(?:" + "|".join(words) + r")\b")) for kind, words in _KIND_WORDS)
+_OUTAGE_RE = re.compile(r"\b(?:" + "|".join(_OUTAGE_WORDS) + r")\b")
+GENERAL = "other"  # the general checklist, when the title names no kind unambiguously
 
 
 def guess_kind(title: str) -> str:
-    """A type from words in the title, so the one-line declare gets the right checklist."""
-    text = f" {title.lower()} "
-    for kind, words in _KIND_WORDS:
-        if any(w in text for w in words):
-            return kind
-    return "other"
+    """A type from whole words in the title, only when they point one way.
+
+    Exactly one specific kind named: that kind. None, but outage words ("down", "errors"): the outage
+    checklist. Two specific kinds ("database memory"), or no telling word at all: the general checklist,
+    rather than a confident wrong one (a memory leak is not a data breach). The declarer is told the type
+    was guessed and how to choose it (`--type KIND`).
+    """
+    text = title.lower()
+    kinds = [kind for kind, words in _KIND_RES if words.search(text)]
+    if len(kinds) == 1:
+        return kinds[0]
+    if not kinds and _OUTAGE_RE.search(text):
+        return "outage"
+    return GENERAL
 
 
 def slug(title: str, limit: int) -> str:

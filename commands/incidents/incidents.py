@@ -55,7 +55,16 @@ async def declare(ctx: Context, sev: str | None = None, title: str | None = None
                      Text(f"*{incident.severity.upper()}* {literal(incident.title)}"),
                      *failed_parts(*problems),
                      Note(done + f"Commands run in that channel are audited under {incident.id}."),
+                     *([] if type else [_guessed(incident.kind)]),
                  ])
+
+
+def _guessed(kind: str) -> Note:
+    """A guessed type is said so, with the way to choose one (a wrong checklist misleads responders)."""
+    how = ("the general checklist was pinned, as the title names no type unambiguously" if kind == "other"
+           else "its checklist was pinned")
+    return Note(f"Type `{kind}` was guessed from the title: {how}. To choose the type, declare with "
+                f"`--type KIND` (one of {', '.join(KINDS)}), e.g. `/cf incident declare sev2 TITLE --type memory`.")
 
 
 @command(

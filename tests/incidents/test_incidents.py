@@ -76,6 +76,23 @@ async def test_name_taken_moves_to_the_next_suffix_and_long_titles_fit(bot, sim)
     assert len(created[-1]) <= 80 and created[-1].startswith(f"inc-{today()}-unicode-title-with-punctuation")
 
 
+async def test_the_type_is_guessed_only_from_unambiguous_words_and_said_so(bot, sim) -> None:
+    # issue 13 §4: "leak" (and the "ql" of graphql) once made a memory leak a data breach
+    await bot.slash("incident declare sev2 Memory leak in graphql-api", user=OPERATOR)
+    text = json.dumps(pinned(sim, channel_named(sim, f"inc-{today()}-memory-leak-in-graphql-api"))["blocks"])
+    assert "High memory / CPU" in text and "Data breach" not in text and "isolate the database" not in text
+    reply = bot.private_texts()[-1]
+    assert "`memory` was guessed from the title" in reply and "--type KIND" in reply
+
+    await bot.slash("incident declare sev3 Something odd with customer invoices", user=OPERATOR)
+    text = json.dumps(pinned(sim, channel_named(sim, f"inc-{today()}-something-odd-with-customer-invoices"))["blocks"])
+    assert "Runbook checklist \\u2014 Incident*" in text  # nothing unambiguous: the general checklist
+    assert "general checklist" in bot.private_texts()[-1]
+
+    await bot.slash("incident declare sev2 Customer data leak --type security", user=OPERATOR)
+    assert "guessed" not in bot.private_texts()[-1]  # chosen, not guessed
+
+
 async def test_modal_declares_with_its_fields(bot, sim) -> None:
     await bot.slash("incident declare", user=OPERATOR)
     assert len(sim.views) == 1
