@@ -1,8 +1,10 @@
 """Logs & Metrics: `logs` (the runbook's kubectl logs); `metrics` and `ws probe` are in commands/logs/metrics.py.
 
 `logs` reads every container of every pod of an app at once, with timestamps, and merges them into
-one timeline. The message shows the newest lines first (what an engineer looks at during an
-incident), as many as fit; the whole output, oldest first as kubectl prints it, is attached.
+one timeline. The message shows the newest lines (what an engineer looks at during an incident), as
+many as fit, in one block per pod/container: the most recently active source first, and within a
+block the log's own order, top to bottom, so a stack trace reads as it was written. The whole
+output, oldest first as kubectl prints it, is attached.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _tail(raw: str) -> int:
 
 @command(
     "logs",
-    summary="Recent logs of every pod of an app (or one pod), newest first; the whole output attached.",
+    summary="Recent logs of every pod of an app (or one pod), most recent first; the whole output attached.",
     area=AREA,
     args=[
         pos("TARGET", k8s_name, "an app (label app=...) or a pod name"),
@@ -123,13 +125,28 @@ def _label(pod: str, container: str, many_pods: bool, many_containers: bool) -> 
 
 
 def _parse(text: str, source: str) -> list[LogLine]:
-    out = []
+    out: list[LogLine] = []
     for raw in text.splitlines():
         stamp, _, body = raw.partition(" ")
-        if not stamp[:4].isdigit():  # a line without a timestamp (a wrapped one): keep it, unsorted
-            stamp, body = "", raw
+        if not stamp[:4].isdigit():  # a line without a timestamp (a wrapped one): it belongs after its line
+            stamp, body = (out[-1].at if out else ""), raw
         out.append(LogLine(stamp, source, body))
     return out
+
+
+def _blocks(lines: list[LogLine]) -> list[list[str]]:
+    """The newest lines that fit, one block per source: the most recently active source first, each
+    block in its log's order (the merge sort is stable, so lines with one timestamp keep theirs)."""
+    chosen: dict[str, list[str]] = {}
+    used = 0
+    for line in reversed(lines):
+        entry = f"{line.at[11:19] or '--:--:--'} {line.source} | {line.text[:LINE_CHARS]}"
+        cost = len(entry) + 1 + (0 if line.source in chosen else 1)  # a new block costs a blank line
+        if used + cost > MESSAGE_CHARS:
+            break
+        chosen.setdefault(line.source, []).append(entry)
+        used += cost
+    return [entries[::-1] for entries in chosen.values()]
 
 
 def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[str], *, since: int | None,
@@ -138,23 +155,20 @@ def _reply(target: str, pods: list[Obj], lines: list[LogLine], problems: list[st
     matching = f" matching {code(grep)}" if grep else ""
     window = f" in the last {duration_text(since)}" if since else ""
     title = f"{target}: {plural(len(lines), 'line')} of {which}logs{matching}{window} from {plural(len(pods), 'pod')}"
-    shown, used = [], 0
-    for line in reversed(lines):
-        entry = f"{line.at[11:19] or '--:--:--'} {line.source} | {line.text[:LINE_CHARS]}"
-        if used + len(entry) + 1 > MESSAGE_CHARS:
-            break
-        shown.append(entry)
-        used += len(entry) + 1
-    parts: list[Part] = [Code("\n".join(shown), empty=f"No log lines{matching}{window}.")]
+    blocks = _blocks(lines)
+    shown = sum(len(b) for b in blocks)
+    parts: list[Part] = [Code("\n\n".join("\n".join(b) for b in blocks), empty=f"No log lines{matching}{window}.")]
     files = []
-    if len(shown) < len(lines):
+    order = ("one block per pod/container, the most recently active first; each reads top to bottom in "
+             "its log's own order" if len(blocks) > 1 else "top to bottom in the log's own order")
+    if shown < len(lines):
         name = f"logs-{target}{'-previous' if previous else ''}.txt"
         full = "\n".join(f"{ln.at} [{ln.source}] {ln.text}" for ln in lines) + "\n"
         files.append(File(name, full.encode(), f"Logs of {target}, oldest first"))
-        parts.append(Note(f"Newest {len(shown):,} of {len(lines):,} lines shown, newest first; all of them, "
+        parts.append(Note(f"Newest {shown:,} of {len(lines):,} lines shown, {order}; all of them, "
                           f"oldest first, are attached as `{name}`."))
     elif lines:
-        parts.append(Note("Newest first."))
+        parts.append(Note(order[0].upper() + order[1:] + "."))
     if problems:
         parts.append(Note("Not read: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")))
     level: Level = "warn" if grep and lines else "info"

@@ -22,8 +22,11 @@ async def test_logs_of_an_app_newest_first_with_the_rest_attached(bot, sim) -> N
     assert "graphql-api:" in text and "matching `ERROR`" in text and "from 3 pods" in text
     shown = [line for line in text.split("```")[1].splitlines() if "|" in line]
     assert shown and all("ERROR" in line for line in shown)
-    stamps = [line.split()[0] for line in shown]
-    assert stamps == sorted(stamps, reverse=True)  # newest first
+    blocks = [[ln.split()[0] for ln in block.splitlines() if "|" in ln] for block in text.split("```")[1].split("\n\n")]
+    assert len(blocks) == 3  # one per pod
+    assert all(stamps == sorted(stamps) for stamps in blocks)  # each in its log's order
+    newest = [stamps[-1] for stamps in blocks]
+    assert newest == sorted(newest, reverse=True)  # the most recently active pod first
     attached = files_named(sim, "logs-graphql-api")
     assert attached, "the whole output should be attached"
     lines = attached[-1]["content"].decode().splitlines()
@@ -50,6 +53,10 @@ async def test_previous_logs_of_a_crashed_container(sim, tmp_path) -> None:
         text = last_reply(env.bot)
         assert "previous logs" in text and "JavaScript heap out of memory" in text
         assert "no previous container" in text  # the healthy pod has none: one note, not a failure
+        # issue 13 §4: the crash reads top to bottom, as the container wrote it
+        trace = [text.index(s) for s in ("Last few GCs", "Mark-Compact", "JS stacktrace", "heap out of memory")]
+        assert trace == sorted(trace)
+        assert "op to bottom in the log's own order" in text  # and the note says so
         assert_slack_accepted_everything(sim)
 
 
