@@ -80,6 +80,11 @@ def _unready_deployments(snap: Snapshot) -> list[Obj]:
             if int(d.get("status", {}).get("readyReplicas") or 0) < int(d.get("spec", {}).get("replicas") or 0)]
 
 
+def _scaled_to_zero(snap: Snapshot) -> list[Obj]:
+    """Deployments asked for 0 replicas (isolated, or scaled down): nothing to be unready, nothing serving."""
+    return [d for d in snap.deployments if d.get("spec", {}).get("replicas") == 0]
+
+
 def _restarting(pod: Obj, now: datetime) -> bool:
     for cs in pod.get("status", {}).get("containerStatuses") or []:
         if (cs.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
@@ -106,14 +111,15 @@ def _recent_warnings(snap: Snapshot, now: datetime) -> list[Obj]:
 
 def kube_checks(snap: Snapshot, now: datetime) -> list[Check]:
     """The Kubernetes lines of the report (also what the scheduled health check posts)."""
-    deps, troubled = _unready_deployments(snap), _troubled_pods(snap, now)
+    deps, troubled, zero = _unready_deployments(snap), _troubled_pods(snap, now), _scaled_to_zero(snap)
     bad_nodes = [n for n in snap.nodes if node_ready(n) != "True"]
     warnings = _recent_warnings(snap, now)
-    ready_deps = len(snap.deployments) - len(deps)
+    ready_deps = len(snap.deployments) - len(deps) - len(zero)
     lines = [
-        Check("Deployments", "ok" if not deps else "fail" if any(_none_ready(d) for d in deps) else "warn",
+        Check("Deployments", "fail" if any(_none_ready(d) for d in deps) else "warn" if deps or zero else "ok",
               f"{ready_deps}/{len(snap.deployments)} fully ready"
-              + (f"; not ready: {', '.join(d['metadata']['name'] for d in deps[:5])}" if deps else "")),
+              + (f"; not ready: {', '.join(d['metadata']['name'] for d in deps[:5])}" if deps else "")
+              + (f"; scaled to 0: {', '.join(d['metadata']['name'] for d in zero[:5])}" if zero else "")),
         Check("Pods", "ok" if not troubled else "warn",
               f"{plural(len(snap.pods), 'pod')}, {len(troubled)} not ready or restarting"),
         Check("Nodes", "ok" if not bad_nodes else "fail",
@@ -175,7 +181,7 @@ async def _guarded_snapshot(ctx: Context) -> Snapshot | Check:
     summary="Outage triage in one message: deployments, pods, nodes, warnings, health probes and checks.",
     area=AREA,
     example="/cf status",
-    needs=["kube"],  # the snapshot; each status check runs with its own needs
+    needs=["kube", "audit"],  # the snapshot, and who scaled a deployment to 0; each status check has its own
 )
 async def status(ctx: Context) -> Reply:
     started = time.perf_counter()
@@ -186,6 +192,7 @@ async def status(ctx: Context) -> Reply:
     lines += checks
     parts: list[Part] = _line_parts([c.line() for c in lines])
     if isinstance(snap, Snapshot):
+        parts += await _zero_lines(ctx, _scaled_to_zero(snap))
         parts += _kube_tables(snap, now)
     took = (time.perf_counter() - started) * 1000
     parts.append(Note(f"{len(lines)} checks, run side by side, in {took:,.0f} ms · namespace `{ctx.namespace}`"))
@@ -197,6 +204,38 @@ async def status(ctx: Context) -> Reply:
     else:
         title = "Status: all clear"
     return Reply(title=title, parts=parts, level=level)
+
+
+async def _zero_lines(ctx: Context, zero: list[Obj]) -> list[Part]:
+    """Each deployment at 0 replicas, with cf's own record of who took it there, when, and which request."""
+    if not zero:
+        return []
+    lines = []
+    for dep in zero[:10]:
+        name = dep["metadata"]["name"]
+        lines.append(f"• `{name}` scaled to 0{await _who_scaled(ctx, name)}")
+    return [Text("*Deployments at 0 replicas (not serving)*\n" + "\n".join(lines))]
+
+
+async def _who_scaled(ctx: Context, name: str) -> str:
+    """`— isolated by @a, approved by @b, 2024-05-01 10:02 UTC (request `X`)`, or "" when cf has no record
+    (done by hand, or the audit trail is not configured or not reachable: the line still names it)."""
+    if not ctx.configured("audit"):
+        return ""
+    try:
+        entries = await asyncio.wait_for(ctx.audit.query(20, target=f"deployment/{name}"), PART_TIMEOUT)
+    except Exception:  # the audit is colour on this line, never a reason to lose the report
+        return " (the audit trail could not be read)"
+    for e in entries:
+        to_zero = e.command == "isolate" or (e.command == "scale" and e.command_line.split()[-1:] == ["0"])
+        if e.event == "done" and to_zero:
+            verb = "isolated" if e.command == "isolate" else "scaled to 0"
+            who = f"<@{e.requester}>" if e.requester else "someone"
+            by = f", approved by <@{e.approver}>" if e.approver else ""
+            at = datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            request = f" (request `{e.action_id}`: `{one_line(e.command_line, 80)}`)" if e.action_id else ""
+            return f" — {verb} by {who}{by}, {at}{request}"
+    return ""
 
 
 def _line_parts(lines: list[str], budget: int = 2900) -> list[Part]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.harness import VIEWER
+from tests.harness import ADMIN, OPERATOR, VIEWER
 from tests.k8s_support import assert_slack_accepted_everything, k8s_bot, last_reply
 
 CRASHING_NODE = "ip-10-0-3-13.ec2.internal"
@@ -23,6 +23,21 @@ async def test_status_all_clear_in_one_message(bot, sim) -> None:
     assert "Status: all clear" in text
     assert "4/4 fully ready" in text and "3/3 Ready" in text and "0 warnings" in text
     assert "HTTP health" in text and "no endpoints configured" in text
+    assert_slack_accepted_everything(sim)
+
+
+async def test_status_names_an_isolated_deployment_and_who_isolated_it(bot, sim) -> None:
+    # issue 13 §4: a deployment isolated to 0 replicas once read "all clear, 4/4 fully ready"
+    await bot.slash("isolate document-service", user=OPERATOR)
+    request = bot.last_request()
+    await bot.click(request["ts"], "cf_approve", ADMIN)
+    action_id = next(e.action_id for e in await bot.runtime.store.audit_tail(50) if e.event == "done")
+    await bot.slash("status", user=VIEWER)
+    text = last_reply(bot)
+    assert "all clear" not in text and "3/4 fully ready" in text and "scaled to 0: document-service" in text
+    line = next(ln for ln in text.splitlines() if "`document-service` scaled to 0" in ln)
+    assert f"isolated by <@{OPERATOR}>, approved by <@{ADMIN}>" in line and "UTC" in line
+    assert action_id and action_id in line and "isolate document-service" in line
     assert_slack_accepted_everything(sim)
 
 
