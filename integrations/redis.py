@@ -8,6 +8,11 @@ Walking the keyspace (`bigkeys`, `hotkeys`, `expire_scan`) is always SCAN with a
 budget, never KEYS: each step costs the server one short command, and the walk stops when the
 budget is spent and says how far it got. Errors become `integrations.errors` types with one-line
 messages naming host, port and database, never the URL or its password.
+
+A walk must not skew the hit rate it sits beside: Redis counts TYPE (and OBJECT, EXISTS, SCAN's TYPE
+filter) as keyspace hits, but not MEMORY USAGE (checked against Redis 7: INFO stats before and after).
+So each scanned key gets only its measure, and TYPE is asked once, at the end, of the keys kept:
+`ScanResult.typed` says how many hits that added.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class ScanResult:
     complete: bool = False
     seconds: float = 0.0
     dbsize: int = 0
+    typed: int = 0  # keys asked their TYPE at the end: the keyspace hits (or misses) the walk added
 
 
 class Redis:
@@ -125,23 +131,36 @@ class Redis:
     async def _walk(self, limit: int, budget_s: float, measure: Callable[[Any, bytes], Any] | None) -> ScanResult:
         """SCAN in steps of `scan_count` until done or out of time; keep the top `limit` by `measure`."""
         result = ScanResult(dbsize=await self.dbsize())
-        heap: list[tuple[int, str, str]] = []
+        heap: list[tuple[int, bytes]] = []
         started = time.monotonic()
         cursor = 0
         while True:
             cursor, keys = await self._scan_step(cursor)
             result.scanned += len(keys)
             if keys and measure is not None:
-                for key, kind, value in await self._measure(keys, measure):
-                    heapq.heappush(heap, (value, key, kind))
+                for key, value in await self._measure(keys, measure):
+                    heapq.heappush(heap, (value, key))
                     if len(heap) > limit:
                         heapq.heappop(heap)
             if cursor == 0 or time.monotonic() - started > budget_s:
                 break
         result.complete = cursor == 0
         result.seconds = time.monotonic() - started
-        result.top = [(key, kind, value) for value, key, kind in sorted(heap, reverse=True)]
+        top = sorted(heap, reverse=True)
+        kinds = await self._types([key for _, key in top])
+        result.typed = len(top)
+        result.top = [(_text(key), _text(kind), value) for (value, key), kind in zip(top, kinds, strict=True)
+                      if kind not in (b"none", "none")]
         return result
+
+    async def _types(self, keys: list[bytes]) -> list[bytes | str]:
+        """TYPE of each key in one pipelined round trip (each one a keyspace hit: ask only for the few kept)."""
+        if not keys:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        return list(await self.call(lambda: pipe.execute(raise_on_error=False)))
 
     async def _scan_step(self, cursor: int) -> tuple[int, list[bytes]]:
         async def step() -> tuple[int, list[bytes]]:
@@ -150,19 +169,14 @@ class Redis:
 
         return await self.call(step)
 
-    async def _measure(self, keys: list[bytes], measure: Callable[[Any, bytes], Any]) -> list[tuple[str, str, int]]:
-        """TYPE and the measure for each key in one pipelined round trip; vanished keys are skipped."""
+    async def _measure(self, keys: list[bytes], measure: Callable[[Any, bytes], Any]) -> list[tuple[bytes, int]]:
+        """The measure for each key in one pipelined round trip; vanished keys (a nil reply) are skipped."""
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
-            pipe.type(key)
             measure(pipe, key)
         replies = await self.call(lambda: pipe.execute(raise_on_error=False))
-        out = []
-        for i, key in enumerate(keys):
-            kind, value = replies[2 * i], replies[2 * i + 1]
-            if isinstance(value, int) and not isinstance(value, bool) and kind not in (b"none", "none"):
-                out.append((_text(key), _text(kind), value))
-        return out
+        return [(key, value) for key, value in zip(keys, replies, strict=True)
+                if isinstance(value, int) and not isinstance(value, bool)]
 
 
 def _text(value: bytes | str) -> str:

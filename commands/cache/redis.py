@@ -132,7 +132,9 @@ async def redis_hitrate(ctx: Context) -> Reply:
     else:
         uptime = int(server.get("uptime_in_seconds", 0))
         since = f"since the server started ({duration_text(uptime)} ago)"
-    note = Note(f"Counted {since} or the last CONFIG RESETSTAT.")
+    note = Note(f"Counted {since} or the last CONFIG RESETSTAT. The bot's own reads are in the counts too: "
+                "`/cf redis bigkeys` adds one hit per key it lists (its TYPE; MEMORY USAGE counts none), "
+                "`/cf redis hotkeys` one per key it scans (OBJECT FREQ) and one per key it lists.")
     return Reply(title=f"Redis hit rate: {rate}", parts=[fields, note, *failed_parts(server)],
                  level=degraded("info", server))
 
@@ -158,7 +160,12 @@ async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
     walk = await client.bigkeys(min(limit, 50), budget)
     table = Table(["KEY", "TYPE", "MEMORY"], [[_key(k), t, _bytes(n)] for k, t, n in walk.top],
                   empty="The database has no keys.")
-    return Reply(title=f"Largest {len(walk.top)} keys in {client.where}", parts=[table, _walk_note(walk, budget)])
+    gone = walk.typed - len(walk.top)
+    touched = Note(f"Sized with MEMORY USAGE, which Redis does not count as a key lookup; asking the TYPE of the "
+                   f"{len(walk.top)} keys listed added {len(walk.top)} keyspace hits to `/cf redis hitrate`"
+                   + (f" (and {gone} misses: keys gone meanwhile)." if gone else "."))
+    return Reply(title=f"Largest {len(walk.top)} keys in {client.where}",
+                 parts=[table, _walk_note(walk, budget), touched])
 
 
 def _key(key: str) -> str:

@@ -168,8 +168,8 @@ async def db_failover(ctx: Context, identifier: str | None = None) -> Change:
     if db.get("DBClusterIdentifier"):
         return await _cluster_failover(ctx, await ctx.aws.db_cluster(db["DBClusterIdentifier"]))
     if not db.get("MultiAZ"):
-        raise CommandError(f"`{name}` is a single-AZ instance: it has no standby to fail over to. Reboot it "
-                           "(`/cf db reboot`) or enable Multi-AZ first. Nothing was changed.")
+        raise CommandError(f"`{name}` is a single-AZ instance: it has no standby to fail over to. "
+                           f"{_no_standby_hint(ctx, name, db)} Nothing was changed.")
     await _available(ctx, name)
 
     async def apply() -> Outcome:
@@ -182,6 +182,21 @@ async def db_failover(ctx: Context, identifier: str | None = None) -> Change:
                   desired=f"primary moves to {db.get('SecondaryAvailabilityZone') or 'the standby'}",
                   apply=apply, target=f"rds/{name}",
                   warnings=["Connections drop for the minute or two DNS takes to point at the new primary."])
+
+
+def _no_standby_hint(ctx: Context, name: str, db: dict[str, Any]) -> str:
+    """What would help instead, naming only commands that act on `name` (or on an instance they name):
+    `/cf db reboot` acts on aws.rds_instance alone, so it is offered only when that is `name`."""
+    source = db.get("ReadReplicaSourceDBInstanceIdentifier")
+    if source:
+        return (f"It is a read replica of `{source}`: to fail over that primary, use `/cf db failover {source}`; "
+                f"to make `{name}` a standalone writable instance, promote it (`aws rds promote-read-replica "
+                f"--db-instance-identifier {name}`; cf has no command for that).")
+    multi_az = (f"enable Multi-AZ (`aws rds modify-db-instance --db-instance-identifier {name} --multi-az "
+                "--apply-immediately`)")
+    if name == ctx.settings.aws.rds_instance:
+        return f"Reboot it (`/cf db reboot`) or {multi_az} first."
+    return f"To fail over later, {multi_az} first."
 
 
 async def _cluster_failover(ctx: Context, cluster: dict[str, Any]) -> Change:

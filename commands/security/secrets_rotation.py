@@ -4,8 +4,9 @@ never a mystery.
 Steps, in order: read the current version (to keep the secret's shape: a JSON object keeps its
 keys, each string value made new); write a new random value as a new version, so Secrets Manager
 moves AWSCURRENT to it and keeps the old one as AWSPREVIOUS; rollout-restart every deployment that
-consumes the secret (`aws.secret_consumers`); wait until each has its new pods running. If a step
-fails, the error names what has and has not happened and the exact commands to finish or roll back.
+consumes the secret (`aws.secret_consumers`); wait until each has its new pods running. A consumer
+at 0 replicas has no pods to roll: it is not restarted, and the reply says so. If a step fails, the
+error names what has and has not happened and the exact commands to finish or roll back.
 
 The value itself lives only in local variables of `apply`: replies, progress lines, errors, the audit
 store and logs carry version ids and deployment names, never the value.
@@ -118,25 +119,42 @@ async def _rotate(ctx: Context, name: str, consumers: list[str]) -> Outcome:
     finally:
         del fresh
     await ctx.progress(f":key: New version `{new}` of `{name}` is AWSCURRENT; `{old}` is AWSPREVIOUS.")
-    stamp = await _restart_all(ctx, name, consumers, old, new)
-    running = await _wait_for_pods(ctx, name, consumers, stamp, old, new)
-    rows = [[dep, f"{running[dep][0]}/{running[dep][1]}", stamp] for dep in consumers]
+    stamp, restarted = await _restart_all(ctx, name, consumers, old, new)
+    idle = [d for d in consumers if d not in restarted]
+    running = await _wait_for_pods(ctx, name, restarted, stamp, old, new)
+    rows = [[dep, f"{running[dep][0]}/{running[dep][1]}", stamp] if dep in running
+            else [dep, "at 0 replicas: nothing to restart", "—"] for dep in consumers]
     detail = Reply(title=f"Rotated {name}", parts=[Table(["DEPLOYMENT", "NEW PODS RUNNING", "RESTARTED AT"], rows)],
                    level="ok")
-    return Outcome(before=f"AWSCURRENT {old}",
-                   after=f"AWSCURRENT {new} (AWSPREVIOUS {old}); {', '.join(consumers)} restarted, new pods running",
+    done = [f"{', '.join(restarted)} restarted, new pods running"] if restarted else []
+    done += [f"{', '.join(idle)} at 0 replicas: nothing to restart"] if idle else []
+    return Outcome(before=f"AWSCURRENT {old}", after=f"AWSCURRENT {new} (AWSPREVIOUS {old}); {'; '.join(done)}",
                    detail=detail)
 
 
-async def _restart_all(ctx: Context, name: str, consumers: list[str], old: str, new: str) -> str:
+async def _idle(ctx: Context, dep: str) -> bool:
+    """True if the deployment is at 0 replicas; a deployment that cannot be read is tried (and reported) anyway."""
+    try:
+        obj = await ctx.kube.get_deployment(ctx.namespace, dep)
+    except IntegrationError:
+        return False
+    return int(obj.get("spec", {}).get("replicas", 1)) == 0
+
+
+async def _restart_all(ctx: Context, name: str, consumers: list[str], old: str, new: str
+                       ) -> tuple[str, list[str]]:
+    """Restart each consumer that has pods; returns the restart stamp and the deployments restarted."""
     at = datetime.now(UTC)
     done: list[str] = []
     stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     for dep in consumers:
+        if await _idle(ctx, dep):
+            await ctx.progress(f"`{dep}` is at 0 replicas: nothing to restart.")
+            continue
         try:
             patched = await ctx.kube.restart_deployment(ctx.namespace, dep, at)
         except IntegrationError as exc:
-            left = [d for d in consumers if d not in done]
+            left = [d for d in consumers[consumers.index(dep):] if d not in done]
             raise CommandError(
                 f"The secret was rotated (AWSCURRENT `{new}`, AWSPREVIOUS `{old}`), but restarting `{dep}` failed: "
                 f"{exc} Restarted: {', '.join(done) or 'none'}. Not restarted (still using the old value): "
@@ -144,7 +162,7 @@ async def _restart_all(ctx: Context, name: str, consumers: list[str], old: str, 
                 + _rollback(name, old, new, done)) from None
         stamp = patched["spec"]["template"]["metadata"]["annotations"].get(RESTARTED_AT, stamp)
         done.append(dep)
-    return stamp
+    return stamp, done
 
 
 async def _new_pods(ctx: Context, dep: str, stamp: str) -> tuple[int, int]:

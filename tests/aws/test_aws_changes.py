@@ -68,6 +68,15 @@ async def test_failover_of_a_single_az_instance_is_refused_with_the_reason(aws_b
     assert aws_bot.requests() == []
 
 
+async def test_a_refused_replica_failover_suggests_nothing_that_acts_on_the_primary(aws_bot) -> None:
+    await aws_bot.slash(f"db failover {DB}-replica-1")
+    refusal = private(aws_bot)
+    assert "`/cf db reboot`" not in refusal  # it reboots the primary, not the replica named
+    assert f"read replica of `{DB}`" in refusal and f"`/cf db failover {DB}`" in refusal
+    assert f"promote-read-replica --db-instance-identifier {DB}-replica-1" in refusal
+    assert aws_bot.requests() == []
+
+
 async def test_restore_to_a_point_in_time_inside_and_outside_the_window(aws_bot, aws_sandbox) -> None:
     await aws_bot.slash("db restore --to 2020-01-01T00:00:00Z")
     await aws_bot.slash('db restore --to "200 days ago"')

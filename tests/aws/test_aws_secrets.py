@@ -115,6 +115,21 @@ async def test_a_part_way_failure_says_what_state_things_are_in_and_how_to_roll_
     assert "`/cf restart graphql-api`" in thread
 
 
+async def test_a_consumer_at_zero_replicas_is_reported_as_nothing_to_restart(aws_bot, aws_sandbox, sandbox) -> None:
+    idle = "document-service"
+    wanted = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "get", "deployment", idle, "-o",
+                           "jsonpath={.spec.replicas}")
+    await kubectl(sandbox.kubeconfig, "-n", "collaboration", "scale", "deployment", idle, "--replicas=0")
+    try:
+        stamp = await _restarted_at(sandbox, idle)
+        thread = await request_and_approve(aws_bot, "secrets rotate")
+        assert f"{idle} at 0 replicas: nothing to restart" in thread
+        assert "graphql-api, websocket-service restarted, new pods running" in thread
+        assert f"{idle} restarted" not in thread and await _restarted_at(sandbox, idle) == stamp
+    finally:
+        await kubectl(sandbox.kubeconfig, "-n", "collaboration", "scale", "deployment", idle, f"--replicas={wanted}")
+
+
 async def test_a_secret_without_configured_consumers_is_refused(aws_bot) -> None:
     await aws_bot.slash("secrets rotate candlefish/other")
     assert "No consumers are configured for `candlefish/other`" in private(aws_bot)

@@ -166,6 +166,22 @@ async def test_bigkeys_finds_the_planted_keys_without_keys(cachebot: BotHarness,
     assert commands["cmdstat_scan"]["calls"] > 10  # SCAN COUNT 100: many short steps
 
 
+async def test_bigkeys_leaves_the_hit_rate_alone(cachebot: BotHarness, raw: aioredis.Redis) -> None:
+    async with raw.pipeline(transaction=False) as pipe:
+        for i in range(500):
+            pipe.set(f"k:{i}", "v" * (i + 1))
+        await pipe.execute()
+    await raw.config_resetstat()
+    await raw.get("k:1")
+    await raw.get("absent")
+    await cachebot.slash("redis bigkeys --limit 3")
+    assert "Scanned all 500 keys" in last_text(cachebot)
+    assert "3 keyspace hits" in last_text(cachebot)  # the TYPE of each key listed, and nothing more
+    await cachebot.slash("redis hitrate")
+    assert "Redis hit rate: 80.0% (4 hits, 1 misses)" in cachebot.messages()[-1]["text"]
+    assert "`/cf redis bigkeys` adds one hit per key it lists" in last_text(cachebot)
+
+
 async def test_bigkeys_stops_at_its_time_budget(sim, tmp_path, private_redis, raw) -> None:
     async with raw.pipeline(transaction=False) as pipe:
         for i in range(5000):
