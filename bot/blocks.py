@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block
 
 from base.durations import duration_text
-from base.text import code, date
-from bot.render import Button, Rendered, actions, context, escape, fields_block, header, section
+from base.text import code, date, escape
+from bot.render import Button, Rendered, actions, context, fields_block, header, section
 from bot.store import APPROVED, DENIED, DONE, EXPIRED, FAILED, INTERRUPTED, PENDING, RUNNING, Action
 from commands.base import CommandSpec
 

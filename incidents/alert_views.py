@@ -14,8 +14,8 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from base.durations import duration_text
-from base.text import clip, code, link, literal
-from bot.render import Button, Rendered, actions, context, escape, fields_block, section
+from base.text import clip, code, escape, link, literal
+from bot.render import Button, Rendered, actions, context, fields_block, section
 from incidents.alert_rules import AlertRule, command_line, label_values
 from incidents.views import when
 

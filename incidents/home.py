@@ -12,10 +12,10 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from base.text import clip
+from base.text import clip, escape
 from bot.config import Settings
 from bot.messenger import Messenger
-from bot.render import context, divider, escape, header, section
+from bot.render import context, divider, header, section
 from bot.store import PENDING, Action, Store
 from incidents.jobs import HEALTH, RPO
 from incidents.store import Incident, IncidentStore

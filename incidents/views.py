@@ -14,10 +14,10 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from base.durations import duration_text
-from base.text import clip, date, literal
+from base.text import clip, date, escape, literal
 from base.vocabulary import KINDS, SEVERITIES, SEVERITY_LABEL
 from bot.policy import Policy
-from bot.render import Button, Rendered, actions, context, escape, fields_block, header, section
+from bot.render import Button, Rendered, actions, context, fields_block, header, section
 from commands.args import UsageError, split_text
 from commands.base import Registry
 from incidents.playbooks import PLAYBOOKS
