@@ -17,7 +17,7 @@ from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, optional
 from commands.reply import Change, Note, Outcome, Reply, Table
-from commands.support.kube import age, check_replicas, deployment_ready, find_deployment
+from commands.support.kube import age, check_replicas, deployment_ready, find_deployment, hpa_at_max
 from integrations.errors import IntegrationError
 
 AREA = "Scaling"
@@ -261,6 +261,10 @@ async def scale_all(ctx: Context, replicas: int) -> Change:
     if isinstance(hpas, Failed):  # the HPA list is auxiliary: the request goes on, saying what it could not check
         warnings.append(f"{hpas.label}: {hpas.detail} — a deployment an HPA manages would be moved back "
                         "within its range.")
+    lowered = [f"{d['metadata']['name']} {d['spec'].get('replicas', 0)} → {replicas}" for d in deps
+               if int(d["spec"].get("replicas") or 0) > replicas]
+    if lowered:
+        warnings.insert(0, f"Lowers {plural(len(lowered), 'deployment')}: {', '.join(lowered)}.")
     current = ", ".join(f"{d['metadata']['name']} {d['spec'].get('replicas', 0)}" for d in deps)
 
     async def apply() -> Outcome:
@@ -293,7 +297,7 @@ async def hpa(ctx: Context) -> Reply:
         rows.append([h["metadata"]["name"], f"{ref.get('kind', '')}/{ref.get('name', '')}", _targets(h),
                      str(spec.get("minReplicas", 1)), str(cap), str(current),
                      age(h["metadata"].get("creationTimestamp"))])
-        if cap and current >= cap:
+        if hpa_at_max(h):
             notes.append(f"{h['metadata']['name']} is at its maximum ({cap}); raise maxReplicas or scale the nodes.")
     table = Table(["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], rows,
                   empty=f"No autoscalers in namespace `{ctx.namespace}`.")

@@ -9,8 +9,9 @@ from base.text import plural
 from base.vocabulary import RESTARTED_AT
 from commands.args import k8s_label, pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
+from commands.parts import Failed, optional
 from commands.reply import Change, Outcome
-from commands.support.kube import check_replicas, deployment_ready
+from commands.support.kube import check_replicas, deployment_ready, hpa_for, hpa_replicas
 from integrations.errors import NotFound
 
 AREA = "Scaling"
@@ -50,6 +51,7 @@ async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
     warnings = []
     if current == replicas:
         warnings.append(f"It already has {plural(current, 'replica')}; approving changes nothing.")
+    warnings += await _autoscaler_warnings(ctx, deployment)
 
     async def apply() -> Outcome:
         before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
@@ -65,6 +67,19 @@ async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
         target=target,
         warnings=warnings,
     )
+
+
+async def _autoscaler_warnings(ctx: Context, deployment: str) -> list[str]:
+    """An HPA that manages the deployment sets its replicas itself: a manual count does not stay."""
+    hpas = await optional("Autoscalers", ctx.kube.list_objects("HorizontalPodAutoscaler", ctx.namespace))
+    if isinstance(hpas, Failed):  # auxiliary: the request goes on, saying what it could not check
+        return [f"{hpas.label}: {hpas.detail} — if an HPA manages this deployment, it will override this count."]
+    hpa = hpa_for(hpas, deployment)
+    if hpa is None:
+        return []
+    _, low, high = hpa_replicas(hpa)
+    return [f"HPA {hpa['metadata']['name']} manages deployment/{deployment} (min {low}, max {high}): it will "
+            f"override this count, setting it between {low} and {high} by its metrics. Change the HPA to keep it."]
 
 
 @command(

@@ -174,6 +174,44 @@ def usage(metrics: Obj | None) -> tuple[float, float]:
     return cpu, mem
 
 
+MEMORY_NEAR_LIMIT = 0.9  # the runbook's memory threshold: at 90% of the limit, OOM kills are near
+
+
+def memory_share(metrics: Obj, limit: float) -> float | None:
+    """Memory in use (metrics.k8s.io) as a share of the pod's container limits; None without a limit."""
+    return usage(metrics)[1] / limit if limit else None
+
+
+def near_memory_limit(metrics: Iterable[Obj], pods: Iterable[Obj]) -> list[tuple[str, float]]:
+    """(pod, share of its memory limit) for each pod at `MEMORY_NEAR_LIMIT` or more, highest first."""
+    limits = {p["metadata"]["name"]: memory_limit(p) for p in pods}
+    hot = []
+    for m in metrics:
+        name = m["metadata"]["name"]
+        share = memory_share(m, limits.get(name, 0.0))
+        if share is not None and share >= MEMORY_NEAR_LIMIT:
+            hot.append((name, share))
+    return sorted(hot, key=lambda h: (-h[1], h[0]))
+
+
+def hpa_replicas(hpa: Obj) -> tuple[int, int, int]:
+    """(current, min, max) replicas of a HorizontalPodAutoscaler."""
+    spec, status = hpa.get("spec", {}), hpa.get("status", {})
+    return int(status.get("currentReplicas") or 0), int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas") or 0)
+
+
+def hpa_at_max(hpa: Obj) -> bool:
+    """At its maximum: it cannot add a replica however high the load goes."""
+    current, _, cap = hpa_replicas(hpa)
+    return bool(cap) and current >= cap
+
+
+def hpa_for(hpas: Iterable[Obj], deployment: str) -> Obj | None:
+    """The autoscaler whose target is the deployment, if any."""
+    return next((h for h in hpas if (h.get("spec", {}).get("scaleTargetRef") or {}).get("kind") == "Deployment"
+                 and h["spec"]["scaleTargetRef"].get("name") == deployment), None)
+
+
 def controller_of(obj: Obj) -> Obj | None:
     return next((o for o in obj.get("metadata", {}).get("ownerReferences") or [] if o.get("controller")), None)
 

@@ -23,6 +23,7 @@ from commands.support.kube import (
     find_pod,
     mem_text,
     memory_limit,
+    near_memory_limit,
     newest_first,
     node_status,
     percent,
@@ -133,14 +134,14 @@ async def _top_pods(ctx: Context, sort: str | None) -> Reply:
     """The metrics are the primary call; the pods (for their memory limits) are an auxiliary part."""
     metrics, pod_list = await asyncio.gather(ctx.kube.pod_metrics(ctx.namespace),
                                              optional("Memory limits", ctx.kube.list_pods(ctx.namespace)))
-    limits = {} if isinstance(pod_list, Failed) else {p["metadata"]["name"]: memory_limit(p) for p in pod_list}
+    pods = [] if isinstance(pod_list, Failed) else pod_list
+    limits = {p["metadata"]["name"]: memory_limit(p) for p in pods}
     rows: list[tuple[tuple[float, str], list[str]]] = []
-    hot = 0
+    hot = len(near_memory_limit(metrics, pods))
     for m in metrics:
         name = m["metadata"]["name"]
         cpu, mem = usage(m)
         limit = limits.get(name, 0.0)
-        hot += 1 if limit and mem / limit >= 0.9 else 0
         rows.append((_by(sort, cpu, mem, name), [name, cpu_text(cpu), mem_text(mem), percent(mem, limit)]))
     rows.sort(key=lambda r: r[0])
     table = Table(["NAME", "CPU(cores)", "MEMORY(bytes)", "MEMORY/LIMIT"], [r for _, r in rows],

@@ -10,7 +10,10 @@ The Kubernetes lines are registered as a check too, so the scheduled health chec
 `status` command computes them from its own snapshot instead, because it also needs the tables.
 Each of the four lists is a part of its own (`commands.parts`): one that fails or hangs turns its
 line red (`Events — unavailable (Forbidden)`) and the other three still report; only when all four
-fail is Kubernetes one red line.
+fail is Kubernetes one red line. Two more lists judge what the others cannot (issue 13 §4): the pod
+metrics (pods at 90% or more of their memory limit, the runbook's threshold) and the autoscalers (one
+at its maximum cannot add replicas). Each is a warning line naming them; when one of those two lists
+fails, its line is a warning saying so, never a red line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from commands.reply import Level, Note, Part, Reply, Table, Text
 from commands.support.kube import (
     event_row,
     event_time,
+    hpa_at_max,
+    hpa_replicas,
+    near_memory_limit,
     newest_first,
     node_ready,
     node_status,
@@ -50,29 +56,36 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One list of each kind the triage needs: four API calls in all. A list that failed is empty and
+    """One list of each kind the triage needs: six API calls in all. A list that failed is empty and
     named in `missing` (by the line it feeds)."""
 
     deployments: list[Obj]
     pods: list[Obj]
     nodes: list[Obj]
     events: list[Obj]
+    pod_metrics: list[Obj] = field(default_factory=list)
+    hpas: list[Obj] = field(default_factory=list)
     missing: dict[str, Failed] = field(default_factory=dict)
 
 
 async def take_snapshot(ctx: Context) -> Snapshot:
-    """The four lists, each an auxiliary part; when all four fail, the first failure is raised."""
+    """The six lists, each an auxiliary part; when the four core ones all fail, the first failure is raised.
+
+    The pod metrics (metrics.k8s.io, for the Memory line) and the autoscalers are colour: without them
+    the rest of the picture stands, so they never make Kubernetes one red line."""
     kube = ctx.kube
     got = await asyncio.gather(
         optional("Deployments", kube.list_deployments(ctx.namespace), timeout=PART_TIMEOUT),
         optional("Pods", kube.list_pods(ctx.namespace), timeout=PART_TIMEOUT),
         optional("Nodes", kube.list_nodes(), timeout=PART_TIMEOUT),
-        optional("Events", kube.list_events(ctx.namespace), timeout=PART_TIMEOUT))
-    missing = failures(*got)
-    if len(missing) == len(got) and missing[0].error is not None:
-        raise missing[0].error
-    deployments, pods, nodes, events = ([] if isinstance(g, Failed) else list(g) for g in got)
-    return Snapshot(deployments, pods, nodes, events, {f.label: f for f in missing})
+        optional("Events", kube.list_events(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Memory", kube.pod_metrics(ctx.namespace), timeout=PART_TIMEOUT),
+        optional("Autoscalers", kube.list_objects("HorizontalPodAutoscaler", ctx.namespace), timeout=PART_TIMEOUT))
+    core = failures(*got[:4])
+    if len(core) == 4 and core[0].error is not None:
+        raise core[0].error
+    deployments, pods, nodes, events, metrics, hpas = ([] if isinstance(g, Failed) else list(g) for g in got)
+    return Snapshot(deployments, pods, nodes, events, metrics, hpas, {f.label: f for f in failures(*got)})
 
 
 def _unready_deployments(snap: Snapshot) -> list[Obj]:
@@ -128,7 +141,30 @@ def kube_checks(snap: Snapshot, now: datetime) -> list[Check]:
         Check("Events", "ok" if not warnings else "warn",
               f"{plural(len(warnings), 'warning')} in the last {int(RECENT.total_seconds() // 60)} minutes"),
     ]
-    return [Check(c.name, "fail", snap.missing[c.name].detail) if c.name in snap.missing else c for c in lines]
+    lines += _memory_and_autoscaler_checks(snap)
+    return [Check(c.name, "warn" if c.name in AUXILIARY else "fail", snap.missing[c.name].detail)
+            if c.name in snap.missing else c for c in lines]
+
+
+AUXILIARY = {"Memory", "Autoscalers"}  # a failed one is a warning (not verified), not a red line
+
+
+def _memory_and_autoscaler_checks(snap: Snapshot) -> list[Check]:
+    """Pods at 90% or more of their memory limit, and autoscalers at their maximum: each named."""
+    hot = near_memory_limit(snap.pod_metrics, snap.pods)
+    names = ", ".join(f"{name} ({share:.0%})" for name, share in hot[:5]) + (" …" if len(hot) > 5 else "")
+    memory = Check("Memory", "warn", f"{plural(len(hot), 'pod')} at 90% or more of the memory limit "
+                                     f"(OOM kills are near): {names}") if hot else \
+        Check("Memory", "ok", f"none near their memory limit ({plural(len(snap.pod_metrics), 'pod')} measured)")
+    full = [h for h in snap.hpas if hpa_at_max(h)]
+    if full:
+        shown = ", ".join(f"{h['metadata']['name']} ({hpa_replicas(h)[0]}/{hpa_replicas(h)[2]} replicas)"
+                          for h in full[:5])
+        hpas = Check("Autoscalers", "warn", f"{len(full)} at its maximum: {shown}; it cannot add replicas "
+                                            "(raise maxReplicas or add nodes)")
+    else:
+        hpas = Check("Autoscalers", "ok", f"{plural(len(snap.hpas), 'autoscaler')}, none at its maximum")
+    return [memory, hpas]
 
 
 def _none_ready(dep: Obj) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.harness import OPERATOR, kubectl
-from tests.k8s_support import NS, assert_slack_accepted_everything, last_reply, request_and_approve
+from tests.k8s_support import NS, assert_slack_accepted_everything, last_reply, reply_text, request_and_approve
 
 
 async def deployments(kubeconfig: str) -> list[dict]:
@@ -89,4 +89,26 @@ async def test_hpa(bot, sim) -> None:
     assert "Deployment/graphql-api" in text and "cpu:" in text and "/70%" in text
     await bot.slash("get hpa")
     assert "Deployment/websocket-service" in last_reply(bot)
+    assert_slack_accepted_everything(sim)
+
+
+async def test_scale_warns_when_an_autoscaler_manages_the_deployment(bot, sandbox, sim) -> None:
+    # issue 13 §4: scaling an HPA-managed deployment said nothing; the HPA then moved it back
+    await bot.slash("scale graphql-api 10", user=OPERATOR)
+    request = reply_text(bot.last_request())
+    assert "HPA graphql-api manages deployment/graphql-api (min 3, max 20)" in request
+    assert "will override" in request
+    await bot.slash("scale document-service 4", user=OPERATOR)
+    assert "HPA" not in reply_text(bot.last_request())
+    assert_slack_accepted_everything(sim)
+
+
+async def test_scale_all_names_the_deployments_it_would_lower(bot, sandbox, sim) -> None:
+    await bot.slash("scale all 2", user=OPERATOR)
+    request = reply_text(bot.last_request())
+    line = next(ln for ln in request.splitlines() if "Lowers 2 deployments" in ln)
+    assert "graphql-api 3 → 2" in line and "websocket-service 3 → 2" in line
+    assert "document-service" not in line and "collaboration-editor" not in line
+    await bot.slash("scale all 5", user=OPERATOR)
+    assert "Lowers" not in reply_text(bot.last_request())
     assert_slack_accepted_everything(sim)

@@ -10,7 +10,7 @@ import re
 import time
 
 from tests.harness import ADMIN, OPERATOR, VIEWER
-from tests.k8s_support import assert_slack_accepted_everything, k8s_bot, last_reply
+from tests.k8s_support import NS, assert_slack_accepted_everything, k8s_bot, last_reply
 
 CRASHING_NODE = "ip-10-0-3-13.ec2.internal"
 
@@ -48,8 +48,8 @@ async def test_status_makes_constant_api_calls_at_a_thousand_pods(sim, tmp_path)
         started = time.perf_counter()
         await env.bot.slash("status")
         took = time.perf_counter() - started
-        assert env.kube.calls - calls == 4  # deployments, pods, nodes, events: once each
-        assert env.sandbox.api_calls - served == 4
+        assert env.kube.calls - calls == 6  # deployments, pods, nodes, events, pod metrics, autoscalers: once each
+        assert env.sandbox.api_calls - served == 6
         assert took < 10
         assert "1,010 pods" in last_reply(env.bot)
         for text in ("pods --sort memory", "top pods", "nodes", "logs load-generator --tail 3", "pods -A"):
@@ -112,9 +112,32 @@ async def test_memory_pressure_shows_in_top_and_pods(sim, tmp_path) -> None:
         text = last_reply(env.bot)
         assert "3 graphql-api pods" in text and "MEMORY" in text and "Sorted by memory" in text
         await env.bot.slash("status")
-        assert "Readiness probe failed" in last_reply(env.bot)
+        text = last_reply(env.bot)
+        assert "Readiness probe failed" in text
+        # issue 13 §4: pods near their memory limit are a warning in status, each named
+        line = next(ln for ln in text.splitlines() if "*Memory*" in ln)
+        assert "3 pods at 90% or more of the memory limit" in line and line.count("graphql-api-") == 3
+        shares = [int(x) for x in re.findall(r"\((\d+)%\)", line)]
+        assert len(shares) == 3 and all(90 <= x <= 99 for x in shares) and "document-service" not in line
         await env.bot.slash("crashloop")
         assert "No pods in CrashLoopBackOff" in last_reply(env.bot)
+
+
+async def test_status_warns_of_an_autoscaler_at_its_maximum(sim, tmp_path) -> None:
+    # issue 13 §4: an HPA at maxReplicas cannot absorb more load; status said all clear
+    async with k8s_bot(sim, tmp_path) as env:
+        await env.bot.slash("status")
+        text = last_reply(env.bot)
+        assert "Status: all clear" in text and "2 autoscalers, none at its maximum" in text
+        assert "none near their memory limit" in text
+        await env.kubectl("-n", NS, "patch", "hpa", "graphql-api", "--type", "merge", "-p",
+                          '{"spec": {"minReplicas": 2, "maxReplicas": 3}}')
+        await env.bot.slash("status")
+        text = last_reply(env.bot)
+        assert "all clear" not in text
+        line = next(ln for ln in text.splitlines() if "*Autoscalers*" in ln)
+        assert "1 at its maximum: graphql-api (3/3 replicas)" in line and "websocket-service" not in line
+        assert_slack_accepted_everything(sim)
 
 
 async def test_describe_deployment_and_get_aliases(bot, sim) -> None:
