@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from base.durations import duration_text
+from base.text import clip
 from commands.args import choice, opt, pos, positive_int
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, status_check
@@ -158,7 +159,7 @@ async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
     client = ctx.redis
     budget = ctx.settings.targets.redis.scan_budget_seconds
     walk = await client.bigkeys(min(limit, 50), budget)
-    table = Table(["KEY", "TYPE", "MEMORY"], [[_key(k), t, _bytes(n)] for k, t, n in walk.top],
+    table = Table(["KEY", "TYPE", "MEMORY"], [[clip(k, 80), t, _bytes(n)] for k, t, n in walk.top],
                   empty="The database has no keys.")
     gone = walk.typed - len(walk.top)
     touched = Note(f"Sized with MEMORY USAGE, which Redis does not count as a key lookup; asking the TYPE of the "
@@ -166,10 +167,6 @@ async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
                    + (f" (and {gone} misses: keys gone meanwhile)." if gone else "."))
     return Reply(title=f"Largest {len(walk.top)} keys in {client.where}",
                  parts=[table, _walk_note(walk, budget), touched])
-
-
-def _key(key: str) -> str:
-    return key if len(key) <= 80 else key[:79] + "…"
 
 
 @command(
@@ -190,7 +187,7 @@ async def redis_hotkeys(ctx: Context, limit: int = 10) -> Reply:
                                  "parameter group), let traffic run a while, then ask again.")])
     budget = ctx.settings.targets.redis.scan_budget_seconds
     walk = await client.hotkeys(min(limit, 50), budget)
-    table = Table(["KEY", "TYPE", "FREQ"], [[_key(k), t, str(n)] for k, t, n in walk.top],
+    table = Table(["KEY", "TYPE", "FREQ"], [[clip(k, 80), t, str(n)] for k, t, n in walk.top],
                   empty="The database has no keys.")
     note = Note("FREQ is Redis's logarithmic access counter (0-255), decayed over time.")
     return Reply(title=f"Hottest {len(walk.top)} keys in {client.where} ({policy})",
