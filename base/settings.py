@@ -47,10 +47,14 @@ class Approvals(_Section):
     exempt: list[str] = Field(default_factory=list)  # change commands that need no approval (by name)
     sweep_seconds: float = Field(15, gt=0)  # how often expiry and interrupted actions are checked
     heartbeat_seconds: float = Field(5, gt=0)  # a running action refreshes its heartbeat this often
+    verify_timeout_seconds: float = Field(300, gt=0)  # how long a change is watched for its verdict (or the command's)
+    verify_progress_seconds: float = Field(10, gt=0)  # at most one progress line per this while verifying
 
 
 class Limits(_Section):
     max_replicas: int = Field(50, ge=1)  # scale refuses more than this
+    commands_per_minute: int = Field(30, ge=1)  # one user past this is told to slow down; others are unaffected
+    max_body_bytes: int = Field(64 * 1024, ge=1024)  # a request body over this is refused before it is parsed
 
 
 class Kubernetes(_Section):
@@ -144,6 +148,25 @@ class Alerts(_Section):
             if rule not in keys:
                 raise ValueError(f"{name}: {rule!r} is not a built-in alert rule ({', '.join(sorted(keys))})")
         return aliases
+
+
+class Prometheus(_Section):
+    """The Prometheus server `/cf graph` and alert context query (HTTP API v1)."""
+
+    url: str | None = None  # e.g. http://prometheus:9090; unset: `graph` and alert graphs say it is not configured
+    timeout_seconds: float = Field(10, gt=0)  # every query ends within this
+    graphs: dict[str, str] = Field(default_factory=dict)  # alias -> PromQL: `/cf graph ALIAS`, beside the runbook ones
+
+
+class Alertmanager(_Section):
+    """The Alertmanager whose alerts arrive at /alerts/alertmanager; its v2 API makes silences."""
+
+    url: str | None = None  # e.g. http://alertmanager:9093; unset: the Silence buttons say it is not configured
+    timeout_seconds: float = Field(10, gt=0)
+
+
+class AuditSettings(_Section):
+    retention_days: float | None = Field(None, gt=0)  # None: keep all; an open incident's entries are always kept
 
 
 class Statuspage(_Section):
@@ -252,3 +275,6 @@ class Settings(_Section):
     statuspage: Statuspage = Field(default_factory=Statuspage)
     pagerduty: PagerDuty = Field(default_factory=PagerDuty)
     incidents: Incidents = Field(default_factory=Incidents)
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+    alertmanager: Alertmanager = Field(default_factory=Alertmanager)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
