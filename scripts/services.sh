@@ -5,6 +5,10 @@
 #     shared_preload_libraries (the cluster is restarted only when the running server lacks it, since a
 #     restart drops every connection); the `test` database the tests connect to created if missing.
 #   Redis on 127.0.0.1:6379: started if it does not answer.
+#   Prometheus and Alertmanager: the Debian packages `prometheus` and `prometheus-alertmanager` installed
+#     with apt-get when their binaries are missing (the tests start their own copies on free loopback
+#     ports; no system service is left running: where the package's postinst started one, it is stopped
+#     and disabled again).
 #
 # Idempotent: a second run changes nothing. It prints exactly one line saying what it changed. Where it
 # cannot act (PostgreSQL or Redis not installed, not allowed to manage the cluster) that line says so
@@ -132,6 +136,46 @@ else
   missing+=("Redis did not start on 127.0.0.1:$REDIS_PORT: ${out:-no answer after 30 s}")
 fi
 
+# --- Prometheus and Alertmanager ----------------------------------------------------------------
+
+# Only the binaries are wanted: tests/prometheus_support.py runs them itself on free ports with temp data dirs.
+PROM_PACKAGES=(prometheus prometheus-alertmanager)
+prom_present() { have prometheus && have promtool && have prometheus-alertmanager; }
+SUDO=()  # root runs apt-get itself; anyone else only with password-less sudo
+APT=()
+if [[ "$(id -u)" == 0 ]]; then APT=(apt-get); elif have sudo && sudo -n true 2>/dev/null; then SUDO=(sudo -n); APT=(sudo -n apt-get); fi
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 \
+    -o DPkg::Lock::Timeout=300 "${PROM_PACKAGES[@]}" 9>&- </dev/null 2>&1
+}
+# A system with systemd may start the packages' own services on 9090/9093: stop and disable what this run started.
+quiet_services() {
+  have systemctl && [[ -d /run/systemd/system ]] || return 0
+  local unit
+  for unit in prometheus prometheus-alertmanager; do
+    "${SUDO[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+}
+
+if prom_present; then
+  :
+elif ! have apt-get; then
+  missing+=("Prometheus and Alertmanager are not installed and this is not a Debian-like system (install prometheus and prometheus-alertmanager)")
+elif [[ ${#APT[@]} -eq 0 ]]; then
+  missing+=("Prometheus and Alertmanager are not installed and $(id -un) may not run apt-get (run as root: apt-get install ${PROM_PACKAGES[*]})")
+else
+  started=$SECONDS
+  if ! out="$(apt_install)" && [[ "$out" == *"Unable to locate package"* ]]; then
+    out="$(DEBIAN_FRONTEND=noninteractive "${APT[@]}" update -qq 9>&- </dev/null 2>&1 && apt_install)" || true
+  fi
+  quiet_services
+  if prom_present; then
+    changed+=("Prometheus and Alertmanager installed with apt-get ($((SECONDS - started)) s)")
+  else
+    missing+=("apt-get could not install ${PROM_PACKAGES[*]}: $(printf '%s' "$out" | tail -n 3 | one_line)")
+  fi
+fi
+
 # --- the one line --------------------------------------------------------------------------------
 
 join() { local out="$1" part; shift; for part in "$@"; do out+="; $part"; done; printf '%s' "$out"; }
@@ -140,5 +184,5 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 elif [[ ${#changed[@]} -gt 0 ]]; then
   echo "services: $(join "${changed[@]}")"
 else
-  echo "services: PostgreSQL and Redis ready, nothing changed"
+  echo "services: PostgreSQL, Redis, Prometheus and Alertmanager ready, nothing changed"
 fi
