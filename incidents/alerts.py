@@ -235,26 +235,31 @@ def webhook_handler(service: AlertService, track: Track, token_env: str,
 
 
 def _authorized(header: str, token: str) -> bool:
+    """Constant time: SHA-256 digests of the given and the real token (one length whatever was sent)
+    compared with `hmac.compare_digest`, so neither the token's content nor its length leaks."""
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    same = hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(),
+                               hashlib.sha256(token.encode()).digest())
+    return same and scheme.lower() == "bearer"
 
 
 async def _parse(request: web.Request, max_alerts: int) -> tuple[AmWebhook | None, str]:
     """(payload, "") or (None, a one-line reason): bad JSON, wrong version, missing fields, too many alerts."""
     try:
-        raw = jsonbody.loads(await request.read())  # aiohttp caps the body (client_max_size: 413)
+        raw = jsonbody.loads(await request.read())  # at most limits.max_body_bytes (bot.slack_app.body_limit: 413)
     except jsonbody.BodyError as exc:
         return None, str(exc)
     if not isinstance(raw, dict):
         return None, "the body is not a JSON object"
     if raw.get("version") != "4":
         return None, f"unsupported webhook version {str(raw.get('version'))[:10]!r}; expected '4'"
+    alerts = raw.get("alerts")
+    if isinstance(alerts, list) and len(alerts) > max_alerts:  # before validating each one
+        return None, f"too many alerts in one request ({len(alerts)} > {max_alerts})"
     try:
         hook = AmWebhook.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return None, f"invalid payload at {where}: {first['msg']}"[:300]
-    if len(hook.alerts) > max_alerts:
-        return None, f"too many alerts in one request ({len(hook.alerts)} > {max_alerts})"
     return hook, ""
