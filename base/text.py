@@ -53,6 +53,9 @@ def date(epoch: float, fmt: str, fallback: str) -> str:
     return f"{_OPEN}<!date^{int(epoch)}^{fmt}|{literal(fallback)}>{_CLOSE}"
 
 
+# A person as Slack writes one in message text (`<@U123>`, `<@U123|name>`); group 1 is the user id.
+USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^<>]*)?>")
+
 _MARKED = re.compile(f"{_OPEN}([^{_OPEN}{_CLOSE}]*){_CLOSE}")
 _REFERENCE = re.compile(r"<(?:@[UW][A-Z0-9]{2,30}|#C[A-Z0-9]{2,30})(?:\|[^<>|]{0,80})?>")
 

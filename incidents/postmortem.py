@@ -4,6 +4,10 @@ The audit store already holds each step with its time, who did it and what chang
 the incident channel are filed under the incident by the dispatcher; declare, assign, update,
 resolve, pages, status-page changes and alerts by the services that do them). The draft lays them
 out in order with times in UTC, and leaves the sections a person has to write as prompts.
+
+People are written as Slack writes them, `<@U…>` (the store keeps raw ids): in a Slack message that is
+a name already, and `incident timeline`, which hands the draft out as a file, turns every such mention
+(those typed into updates too) into `@name` through the audit trail's one cached lookup.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from base.durations import duration_text
+from base.text import USER_MENTION
 from base.vocabulary import SEVERITY_LABEL
+from bot.audit import USER_ID
 from bot.store import AuditEntry
 from incidents.playbooks import PLAYBOOKS
 from incidents.store import Incident
@@ -22,11 +28,20 @@ _DETAIL_KEYS = ("text", "summary", "title", "severity", "level", "status", "role
                 "reason")
 
 
+def person(user: str | None, nobody: str = "unassigned") -> str:
+    """A user id as a mention (`<@U…>`), anything else (`cf`, `alertmanager`) as it is."""
+    if not user:
+        return nobody
+    return f"<@{user}>" if USER_ID.fullmatch(user) else user
+
+
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
 def _cell(text: str) -> str:
+    """Table cell text: one line, `|` escaped; mentions as `<@U…>` (their `|label` would be cut by the escape)."""
+    text = USER_MENTION.sub(lambda m: f"<@{m.group(1)}>", text)
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
@@ -35,15 +50,15 @@ def describe(entry: AuditEntry) -> str:
     d = entry.detail
     if "before" in d and "after" in d:
         line = f"{d['before']} → {d['after']}"
-        return line + (f" (approved by {d['approver']})" if d.get("approver") else "")
+        return line + (f" (approved by {person(d['approver'])})" if d.get("approver") else "")
     if entry.event == "requested" and d.get("summary"):
         return f"{d['summary']} ({d.get('current', '?')} → {d.get('desired', '?')})"
-    parts = [f"{k}: {d[k]}" for k in _DETAIL_KEYS if d.get(k)]
+    parts = [f"{k}: {person(str(d[k])) if k == 'user' else d[k]}" for k in _DETAIL_KEYS if d.get(k)]
     return "; ".join(str(p) for p in parts)
 
 
 def _row(entry: AuditEntry) -> str:
-    return (f"| {_utc(entry.at)} | {_cell(entry.actor)} | {_cell(entry.event)} | `{_cell(entry.command)}` | "
+    return (f"| {_utc(entry.at)} | {_cell(person(entry.actor))} | {_cell(entry.event)} | `{_cell(entry.command)}` | "
             f"{_cell(describe(entry))} |")
 
 
@@ -58,10 +73,10 @@ def markdown(incident: Incident, entries: Sequence[AuditEntry], open_actions: Se
         "",
         f"- **Severity:** {SEVERITY_LABEL.get(incident.severity, incident.severity)}",
         f"- **Type:** {playbook.label} (runbook: {playbook.section})",
-        f"- **Declared:** {_utc(incident.declared_at)} UTC by {incident.declared_by}",
+        f"- **Declared:** {_utc(incident.declared_at)} UTC by {person(incident.declared_by)}",
         f"- **Status:** {state}; duration {duration_text(end - incident.declared_at)}",
-        f"- **Commander:** {incident.commander or 'unassigned'}; comms: {incident.comms or 'unassigned'}; "
-        f"scribe: {incident.scribe or 'unassigned'}",
+        f"- **Commander:** {person(incident.commander)}; comms: {person(incident.comms)}; "
+        f"scribe: {person(incident.scribe)}",
         f"- **Channel:** #{incident.channel_name or '?'}",
         "",
         "## Summary",
@@ -97,5 +112,5 @@ def markdown(incident: Incident, entries: Sequence[AuditEntry], open_actions: Se
 
 
 def open_action_lines(actions: Sequence[Any]) -> list[str]:
-    """Change requests filed under the incident that have not finished, as short lines."""
-    return [f"`{a.command}` {a.summary} ({a.state}, requested by {a.requester})" for a in actions]
+    """Change requests filed under the incident that have not finished, as short lines (the requester a mention)."""
+    return [f"`{a.command}` {a.summary} ({a.state}, requested by {person(a.requester)})" for a in actions]

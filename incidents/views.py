@@ -14,7 +14,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from base.durations import duration_text
-from base.text import clip, date, escape, literal
+from base.text import USER_MENTION, clip, date, escape, literal
 from base.vocabulary import KINDS, SEVERITIES, SEVERITY_LABEL
 from bot.policy import Policy
 from bot.render import Button, Rendered, actions, context, fields_block, header, section
@@ -58,6 +58,21 @@ def person(user: str | None) -> str:
     if not user:
         return "unassigned"
     return f"<@{user}>" if user[:1] in ("U", "W") else literal(user)
+
+
+def with_people(text: str) -> str:
+    """Outside text escaped as `literal()` does, but for Slack's user mentions, which Slack shows as names.
+
+    What people type into an update (`asked <@U123|vic> to look`) and the requesters of open change
+    requests stay mentions; anything else that looks like markup is shown as typed.
+    """
+    out: list[str] = []
+    pos = 0
+    for match in USER_MENTION.finditer(text):
+        out += [literal(text[pos : match.start()]), f"<@{match.group(1)}>"]
+        pos = match.end()
+    out.append(literal(text[pos:]))
+    return "".join(out)
 
 
 def topic(incident: Incident) -> str:
@@ -117,7 +132,7 @@ def announcement(incident: Incident) -> Rendered:
 
 def update_message(incident: Incident, text: str, by: str, buttons: Sequence[Button]) -> Rendered:
     built: list[Block] = [
-        section(f":loudspeaker: *Update* ({incident.status}) from {person(by)}\n{literal(text)}"),
+        section(f":loudspeaker: *Update* ({incident.status}) from {person(by)}\n{with_people(text)}"),
     ]
     if buttons:
         built.append(actions(list(buttons)))
@@ -130,7 +145,7 @@ def resolution_message(incident: Incident, open_actions: Sequence[str], buttons:
     lines = [f":large_green_circle: *{incident.id} resolved* by {person(incident.resolved_by)} after "
              f"{duration_text(incident.resolved_at - incident.declared_at)}."]
     if open_actions:
-        lines.append("*Still open:*\n" + "\n".join(f"• {literal(a)}" for a in open_actions[:15]))
+        lines.append("*Still open:*\n" + "\n".join(f"• {with_people(a)}" for a in open_actions[:15]))
     else:
         lines.append("No change requests are still open.")
     built: list[Block] = [section("\n".join(lines))]

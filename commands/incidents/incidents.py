@@ -3,6 +3,10 @@
 The work (channels, pins, topics, the audit) is the "incidents" service's; these functions parse,
 check and answer. Run inside an incident's channel they act on that incident; elsewhere on the only
 open one, or on the one named with `--id INC-N`.
+
+Where people appear outside a Slack message (a table, the postmortem file), they are named through the
+audit trail's lookup (`AuditClient.names`: users.info, cached), the one `/cf audit` uses; in message
+text they stay `<@U…>` mentions, which Slack shows as names.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from base.text import literal
+from base.text import USER_MENTION, literal
 from base.vocabulary import KINDS, OPEN_STATUSES, ROLES, SEVERITIES
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Role, command
+from commands.clients import AuditClient
 from commands.parts import degraded, failed_parts
 from commands.reply import Fields, File, Note, Reply, Table, Text
 from commands.support.incident_args import slack_user, trailing_options
@@ -131,12 +136,13 @@ async def resolve(ctx: Context, id: str | None = None) -> Reply:
     area=AREA,
     args=[_id_opt()],
     example="/cf incident timeline",
-    needs=["incidents"],
+    needs=["incidents", "audit"],
 )
 async def timeline(ctx: Context, id: str | None = None) -> Reply:
     service = ctx.incidents
     incident = await service.find(ctx.incident_id, id)
     body, steps = await service.timeline(incident)
+    body = await _named(ctx.audit, body)
     name = f"postmortem-{incident.id.lower()}.md"
     return Reply(
         title=f"{incident.id} timeline: {steps} audited steps — postmortem draft attached",
@@ -151,12 +157,20 @@ async def timeline(ctx: Context, id: str | None = None) -> Reply:
     summary="Open incidents with severity, status, commander, age and channel.",
     area=AREA,
     example="/cf incident list",
-    needs=["incidents"],
+    needs=["incidents", "audit"],
 )
 async def list_(ctx: Context) -> Reply:
     incidents = await ctx.incidents.open_incidents()
+    names = await ctx.audit.names(i.commander for i in incidents if i.commander)
     now = time.time()
-    rows = [[i.id, i.severity.upper(), i.status, i.commander or "-", f"{(now - i.declared_at) / 60:.0f}m",
+    rows = [[i.id, i.severity.upper(), i.status, names.get(i.commander, i.commander) if i.commander else "-",
+             f"{(now - i.declared_at) / 60:.0f}m",
              f"#{i.channel_name or '-'}", i.title[:60]] for i in incidents]
     table = Table(["ID", "SEV", "STATUS", "COMMANDER", "AGE", "CHANNEL", "TITLE"], rows, empty="No open incidents.")
     return Reply(title=f"{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}", parts=[table])
+
+
+async def _named(audit: AuditClient, text: str) -> str:
+    """Every `<@U…>` mention in a text that leaves Slack (a file) as `@name`, by the audit trail's lookup."""
+    names = await audit.names(m.group(1) for m in USER_MENTION.finditer(text))
+    return USER_MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)).replace("|", "\\|"), text)
