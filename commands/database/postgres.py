@@ -18,8 +18,8 @@ from commands.args import choice, duration, opt, positive_int
 from commands.base import CommandError, Context, command
 from commands.checks import Check, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
-from commands.reply import Fields, Note, Reply, Table
-from commands.support.pg import milliseconds, queries
+from commands.reply import Fields, Note, Reply, Table, Text
+from commands.support.pg import group_label, milliseconds, queries
 from integrations.pg_queries import HEAVY_SEQ_SCANS, INDEX_CANDIDATES
 from integrations.postgres import StatementsUnavailable
 
@@ -49,7 +49,8 @@ async def db_check(ctx: Context) -> Reply:
 
 @command(
     "db connections",
-    summary="Connections against the threshold, by database, state, application and client.",
+    summary="Connections against the threshold and the server's max_connections, by database, state, "
+            "application and client.",
     area=AREA,
     example="/cf db connections",
     needs=["postgres"],
@@ -63,12 +64,24 @@ async def db_connections(ctx: Context) -> Reply:
     total = sum(r["n"] for r in rows)
     here = [r for r in rows if r["here"]]
     over = total > threshold
-    known = "" if isinstance(limit, Failed) else f", max_connections {limit}"
+    server = None if isinstance(limit, Failed) else limit
+    blind = server is not None and threshold >= server  # the server refuses before the alert can fire
+    known = "" if server is None else f", max_connections {server}"
     title = f"{total} client connections (threshold {threshold}{known})"
+    if blind:
+        title += f": threshold {threshold} can never trip"
     parts: list[Any] = [
-        Fields([("Server total", str(total)), ("This database", str(sum(r["n"] for r in here))),
+        Fields([("Server total", f"{total} ({100 * total / server:.0f}% of max_connections)" if server else str(total)),
+                ("This database", str(sum(r["n"] for r in here))),
                 ("Threshold", f"{threshold} (runbook: High Connection Count)"),
                 ("max_connections", limit.detail if isinstance(limit, Failed) else str(limit))]),
+    ]
+    if server is not None and blind:
+        parts.append(Text(f"*The threshold {threshold} can never trip: the server refuses connections past "
+                          f"max_connections {server}*, so the count cannot exceed it. Set "
+                          f"`targets.postgres.max_connections_threshold` below {server} (e.g. 80% of it, "
+                          f"{int(server * 0.8)}), or raise max_connections (a restart; on RDS, the parameter group)."))
+    parts += [
         _count_table("DATABASE", rows, "database"),
         _count_table("STATE", here, "state"),
         _count_table("APPLICATION", here, "application"),
@@ -77,33 +90,38 @@ async def db_connections(ctx: Context) -> Reply:
              + (" Over the threshold: `/cf db long-running` shows what is running." if over else "")),
         *failed_parts(limit),
     ]
-    return Reply(title=title, parts=parts, level=degraded("warn" if over else "ok", limit))
+    return Reply(title=title, parts=parts, level=degraded("warn" if over or blind else "ok", limit))
 
 
 def _count_table(label: str, rows: Iterable[dict[str, Any]], key: str) -> Table:
     counts: Counter[str] = Counter()
     for row in rows:
-        counts[str(row[key])] += int(row["n"])
+        counts[group_label(key, row[key])] += int(row["n"])
     return Table([label, "CONNECTIONS"], [[k, str(n)] for k, n in counts.most_common(15)], empty="No connections.")
 
 
 @command(
     "db slow",
-    summary="Slowest statements from pg_stat_statements (by mean or total time).",
+    summary="Slowest statements from pg_stat_statements: by mean time (those over the slow-query threshold) "
+            "or by total time (every statement).",
     area=AREA,
     args=[
         opt("--by", choice("mean", "total"), "order by mean or total execution time (default mean)", default="mean"),
-        opt("--min-ms", milliseconds, "only statements whose mean is at least this (default: the slow-query "
-            "threshold, 1000)", metavar="N"),
+        opt("--min-ms", milliseconds, "only statements whose mean is at least this; default: with --by mean the "
+            "slow-query threshold (1000), with --by total none (a cheap query called a million times leads)",
+            metavar="N"),
         opt("--limit", positive_int, "how many statements (default 10, at most 50)", default=10, metavar="N"),
     ],
-    example="/cf db slow --by total --min-ms 0 --limit 10",
+    example="/cf db slow --by total --limit 10",
     needs=["postgres"],
 )
 async def db_slow(ctx: Context, by: str = "mean", min_ms: float | None = None, limit: int = 10) -> Reply:
+    """By mean, the runbook's "Slow Queries Detected" (mean above the threshold); by total, the runbook's
+    "Analyze query performance", which has no mean filter: the statements that cost the most overall are
+    often fast ones called very often, and a mean floor would hide exactly those. `--min-ms` applies either way."""
     client = ctx.postgres
     threshold = ctx.settings.targets.postgres.slow_query_ms
-    floor = threshold if min_ms is None else min_ms
+    floor = min_ms if min_ms is not None else threshold if by == "mean" else 0.0
     db = client.where.rpartition("/")[2]
     try:
         rows = await client.slow_statements(by, floor, min(limit, 50))
@@ -115,10 +133,11 @@ async def db_slow(ctx: Context, by: str = "mean", min_ms: float | None = None, l
         ["MEAN MS", "CALLS", "TOTAL MS", "ROWS", "QUERY"],
         [[f"{r['mean_ms']:.1f}", str(r["calls"]), f"{r['total_ms']:.0f}", str(r["rows"]), one_line(r["query"], 100)]
          for r in rows],
-        empty=f"No statements with a mean of at least {floor:g} ms. `--min-ms 0` lists the slowest anyway.",
+        empty=(f"No statements with a mean of at least {floor:g} ms. `--min-ms 0` lists the slowest anyway."
+               if floor else "No statements recorded since the last pg_stat_statements_reset()."),
     )
     slow = sum(1 for r in rows if r["mean_ms"] > threshold)
-    title = f"Top {len(rows)} statements by {by} time in `{db}` (mean ≥ {floor:g} ms)"
+    title = f"Top {len(rows)} statements by {by} time in `{db}`" + (f" (mean ≥ {floor:g} ms)" if floor else "")
     note = Note(f"{slow} above the {threshold:g} ms slow-query threshold. Statistics accumulate since the last "
                 "pg_stat_statements_reset(). `/cf db index-candidates` suggests indexes.")
     return Reply(title=title, parts=[table, note], level="warn" if slow else "ok")
@@ -139,7 +158,8 @@ async def db_long_running(ctx: Context, older: int | None = None) -> Reply:
     db = client.where.rpartition("/")[2]
     table = Table(
         ["PID", "USER", "APPLICATION", "CLIENT", "AGE", "WAITING", "QUERY"],
-        [[str(r["pid"]), r["user"] or "", r["application"], r["client"], duration_text(r["age_s"]), r["waiting"],
+        [[str(r["pid"]), group_label("user", r["user"]), group_label("application", r["application"]), r["client"],
+          duration_text(r["age_s"]), r["waiting"],
           one_line(r["query"], 80)] for r in rows],
         empty=f"No active queries older than {duration_text(seconds)} in `{db}`.",
     )

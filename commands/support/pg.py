@@ -49,6 +49,27 @@ def milliseconds(raw: str) -> float:
     return value
 
 
+# What an empty group of pg_stat_activity is called (`db connections`, `db long-running`): a NULL or empty
+# value (psycopg and many drivers set no application_name; `(none)` is what the queries put there) would
+# otherwise show as a blank, `None` or `(none)` cell that reads like a rendering fault.
+EMPTY_GROUP = {
+    "database": "(no database)",
+    "state": "(state not reported)",  # NULL state: track_activities off, or another user's session
+    "application": "(no application name)",
+    "client": "(no user)",  # usename NULL makes the whole `user@host` NULL
+    "user": "(no user)",
+}
+
+
+_STAND_INS = {"application": "(none)", "state": "unknown"}  # what integrations.pg_queries puts for NULL/empty
+
+
+def group_label(key: str, value: object) -> str:
+    """A pg_stat_activity group's value as shown, with a readable label where it is empty."""
+    text = "" if value is None else str(value).strip()
+    return EMPTY_GROUP.get(key, "(empty)") if text in ("", _STAND_INS.get(key)) else text
+
+
 def queries(n: int) -> str:
     return f"{n} active {'query' if n == 1 else 'queries'}"
 
