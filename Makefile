@@ -21,6 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy app base bot incidents demo commands integrations sandbox tests
+	@if command -v promtool >/dev/null 2>&1; then promtool check rules deploy/prometheus/rules.yml; \
+	else echo "lint: promtool not installed, deploy/prometheus/rules.yml not checked (scripts/services.sh installs it)"; fi
+	@if command -v amtool >/dev/null 2>&1; then amtool check-config deploy/prometheus/alertmanager.yml >/dev/null \
+	&& echo "amtool: deploy/prometheus/alertmanager.yml SUCCESS"; \
+	else echo "lint: amtool not installed, deploy/prometheus/alertmanager.yml not checked (scripts/services.sh installs it)"; fi
 
 # scripts/services.sh starts PostgreSQL and Redis if needed and preloads pg_stat_statements (one line says what it did).
 test: lint
