@@ -12,65 +12,93 @@ from __future__ import annotations
 from typing import Any
 
 from base.durations import duration_text
-from base.text import clip
-from commands.args import choice, opt, pos, positive_int
+from base.text import clip, plural
+from commands.args import choice, opt, pos, positive_int, switch
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
-from commands.reply import Change, Code, Fields, Level, Note, Outcome, Reply, Table
+from commands.reply import Change, Code, Fields, Level, Note, Outcome, Part, Reply, Table
+from commands.support.proxy import human_bytes
 from integrations.redis import ScanResult
 
 AREA = "Cache"
 SECTIONS = ("memory", "stats", "clients", "keyspace")
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # unreachable; keeps mypy and readers calm
-
-
 def _usage(memory: dict[str, Any], threshold: float) -> tuple[str, Level]:
     """'used X of Y maxmemory (Z%, threshold T%)' and whether that is over the threshold."""
     used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
     if not limit:
-        return f"used {_bytes(used)}; no maxmemory set, so the {threshold:g}% threshold does not apply", "ok"
+        return f"used {human_bytes(used)}; no maxmemory set, so the {threshold:g}% threshold does not apply", "ok"
     pct = 100 * used / limit
     level: Level = "warn" if pct > threshold else "ok"
-    return f"used {_bytes(used)} of {_bytes(limit)} maxmemory ({pct:.1f}%, threshold {threshold:g}%)", level
+    return f"used {human_bytes(used)} of {human_bytes(limit)} maxmemory ({pct:.1f}%, threshold {threshold:g}%)", level
+
+
+def _memory_verdict(memory: dict[str, Any], threshold: float) -> str:
+    """The title's judgement: used memory as a share of maxmemory against the threshold."""
+    used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+    if not limit:
+        return f"{human_bytes(used)} used, no maxmemory set (the {threshold:g}% threshold cannot apply)"
+    pct = 100 * used / limit
+    side = "over" if pct > threshold else "at" if pct == threshold else "under"
+    return f"memory at {pct:.1f}% of maxmemory, {side} the {threshold:g}% threshold"
 
 
 @command(
     "redis info",
-    summary="Redis INFO: an overview, or one section (memory, stats, clients, keyspace) as redis-cli shows it.",
+    summary="Redis judged: memory against maxmemory and the threshold, hit rate, keyspace, clients and "
+            "evictions (the runbook's lines); `--all` adds every INFO field; SECTION shows one as redis-cli does.",
     area=AREA,
-    args=[pos("SECTION", choice(*SECTIONS), "memory, stats, clients or keyspace (default: an overview)",
-              default=None)],
-    example="/cf redis info memory",
+    args=[pos("SECTION", choice(*SECTIONS), "memory, stats, clients or keyspace (default: the runbook's lines)",
+              default=None),
+          switch("--all", "after the runbook's lines, every field of every INFO section (INFO all)")],
+    example="/cf redis info --all",
     needs=["redis"],
 )
-async def redis_info(ctx: Context, section: str | None = None) -> Reply:
+async def redis_info(ctx: Context, section: str | None = None, all: bool = False) -> Reply:
     client = ctx.redis
     if section is not None:
+        if all:
+            raise CommandError(f"Give a SECTION or `--all`, not both: `/cf redis info {section}` shows that "
+                               "section, `/cf redis info --all` every one.")
         info = await client.info(section)
-        lines = [f"{k}:{_flat(v)}" for k, v in info.items()]
-        return Reply(title=f"Redis INFO {section} ({client.where})", parts=[Code("\n".join(lines))])
-    info = await client.info()
-    usage, level = _usage(info, ctx.settings.targets.redis.memory_threshold_percent)
-    keyspace = ", ".join(f"{db}: {v.get('keys', 0)} keys" for db, v in info.items()
-                         if db.startswith("db") and isinstance(v, dict)) or "empty"
-    fields = Fields([
-        ("Server", f"Redis {info.get('redis_version', '?')}, {info.get('role', '?')}, "
-                   f"up {int(info.get('uptime_in_days', 0))} d"),
-        ("Clients", f"{info.get('connected_clients', '?')} connected, {info.get('blocked_clients', 0)} blocked"),
+        return Reply(title=f"Redis INFO {section} ({client.where})", parts=[Code(_lines(info))])
+    info = await client.info("all" if all else None)
+    threshold = ctx.settings.targets.redis.memory_threshold_percent
+    usage, level = _usage(info, threshold)
+    parts: list[Part] = [_runbook_lines(info, usage)]
+    if level == "warn":
+        parts.append(Note("Over the threshold: `/cf redis bigkeys` finds the largest keys; `/cf redis expire-scan` "
+                          "reclaims expired ones" + (". With `noeviction`, writes fail once maxmemory is reached."
+                                                     if info.get("maxmemory_policy") == "noeviction" else ".")))
+    if all:
+        parts += [Note("Every INFO field (INFO all):"), Code(_lines(info))]
+    else:
+        parts.append(Note("`/cf redis info --all` shows every INFO field; `/cf redis info SECTION` one section."))
+    return Reply(title=f"Redis {client.where}: {_memory_verdict(info, threshold)}", parts=parts, level=level)
+
+
+def _runbook_lines(info: dict[str, Any], usage: str) -> Fields:
+    """What the runbook's Redis checks read: memory (info memory), hit rate and keyspace (info stats,
+    keyspace), clients, evictions."""
+    keyspace = ", ".join(f"{db}: {plural(int(v.get('keys', 0)), 'key')} ({v.get('expires', 0)} with a TTL)"
+                         for db, v in info.items() if db.startswith("db") and isinstance(v, dict)) or "empty"
+    return Fields([
         ("Memory", usage),
-        ("Eviction policy", str(info.get("maxmemory_policy", "?"))),
         ("Hit rate", _hit_rate(info)[0]),
         ("Keyspace", keyspace),
+        ("Clients", f"{info.get('connected_clients', '?')} connected, {info.get('blocked_clients', 0)} blocked"),
+        ("Evictions", f"{info.get('evicted_keys', 0)} evicted keys since the server started "
+                      f"(Eviction policy {info.get('maxmemory_policy', '?')})"),
+        ("Server", f"Redis {info.get('redis_version', '?')}, {info.get('role', '?')}, "
+                   f"up {duration_text(int(info.get('uptime_in_seconds', 0)))}"),
     ])
-    return Reply(title=f"Redis {client.where}", parts=[fields], level=level)
+
+
+def _lines(info: dict[str, Any]) -> str:
+    """INFO as redis-cli prints its fields: `name:value`, one per line."""
+    return "\n".join(f"{k}:{_flat(v)}" for k, v in info.items())
 
 
 def _flat(value: Any) -> str:
@@ -91,10 +119,10 @@ async def redis_memory(ctx: Context) -> Reply:
     memory = await client.info("memory")
     usage, level = _usage(memory, ctx.settings.targets.redis.memory_threshold_percent)
     fields = Fields([
-        ("Used", _bytes(int(memory.get("used_memory", 0)))),
-        ("maxmemory", _bytes(int(memory.get("maxmemory", 0))) if memory.get("maxmemory") else "not set"),
-        ("Peak", _bytes(int(memory.get("used_memory_peak", 0)))),
-        ("RSS", _bytes(int(memory.get("used_memory_rss", 0)))),
+        ("Used", human_bytes(int(memory.get("used_memory", 0)))),
+        ("maxmemory", human_bytes(int(memory.get("maxmemory", 0))) if memory.get("maxmemory") else "not set"),
+        ("Peak", human_bytes(int(memory.get("used_memory_peak", 0)))),
+        ("RSS", human_bytes(int(memory.get("used_memory_rss", 0)))),
         ("Fragmentation ratio", str(memory.get("mem_fragmentation_ratio", "?"))),
         ("Eviction policy", str(memory.get("maxmemory_policy", "?"))),
     ])
@@ -159,7 +187,7 @@ async def redis_bigkeys(ctx: Context, limit: int = 10) -> Reply:
     client = ctx.redis
     budget = ctx.settings.targets.redis.scan_budget_seconds
     walk = await client.bigkeys(min(limit, 50), budget)
-    table = Table(["KEY", "TYPE", "MEMORY"], [[clip(k, 80), t, _bytes(n)] for k, t, n in walk.top],
+    table = Table(["KEY", "TYPE", "MEMORY"], [[clip(k, 80), t, human_bytes(n)] for k, t, n in walk.top],
                   empty="The database has no keys.")
     gone = walk.typed - len(walk.top)
     touched = Note(f"Sized with MEMORY USAGE, which Redis does not count as a key lookup; asking the TYPE of the "
@@ -210,7 +238,7 @@ async def redis_expire_scan(ctx: Context) -> Change:
         raise CommandError(f"{client.where} is a replica; expired keys are deleted on the primary. "
                            "Point the bot at the primary to reclaim them.")
     db = info.get(f"db{client.db}", {})
-    used = _bytes(int(info.get("used_memory", 0)))
+    used = human_bytes(int(info.get("used_memory", 0)))
     budget = ctx.settings.targets.redis.expire_scan_budget_seconds
 
     async def apply() -> Outcome:
@@ -218,9 +246,9 @@ async def redis_expire_scan(ctx: Context) -> Change:
         reclaimed = after["expired_keys"] - before["expired_keys"]
         done = "" if walk.complete else f" (partial: stopped after {budget:g} s)"
         return Outcome(
-            before=f"{before['keys']} keys, {_bytes(before['used_memory'])} used",
-            after=f"{after['keys']} keys, {_bytes(after['used_memory'])} used; {reclaimed} expired keys reclaimed, "
-                  f"{walk.scanned} scanned in {walk.seconds:.1f} s{done}",
+            before=f"{before['keys']} keys, {human_bytes(before['used_memory'])} used",
+            after=f"{after['keys']} keys, {human_bytes(after['used_memory'])} used; {reclaimed} expired keys "
+                  f"reclaimed, {walk.scanned} scanned in {walk.seconds:.1f} s{done}",
         )
 
     return Change(

@@ -12,14 +12,58 @@ import re
 
 import psycopg
 import pytest
+import redis.asyncio as aioredis
 
 from tests.conftest import PG_ADMIN_URL
-from tests.data import test_database
+from tests.data import test_cache, test_database
 from tests.harness import BotHarness
 
 # the neighbouring suites' fixtures, by name, for pytest
+private_redis, raw, cachebot = test_cache.private_redis, test_cache.raw, test_cache.cachebot
 target_url, dbbot = test_database.target_url, test_database.dbbot
 last_text = test_database.last_text
+
+
+# --- redis info -----------------------------------------------------------------------------------
+
+
+async def test_redis_info_is_the_runbook_lines_with_a_verdict(cachebot: BotHarness, raw: aioredis.Redis) -> None:
+    await raw.mset({"a": 1, "b": 2, "c": 3})
+    await raw.expire("a", 600)
+    used = int((await raw.info("memory"))["used_memory"])
+    await raw.config_set("maxmemory", str(used * 10))
+    await cachebot.slash("redis info")
+    text = last_text(cachebot)
+    title = cachebot.messages()[-1]["text"]
+    assert re.search(r"memory at \d+\.\d% of maxmemory, under the 90% threshold", title), title
+    assert ":large_green_circle:" in text
+    for line in ("Memory", "Hit rate", "Keyspace", "Clients", "Evictions"):
+        assert f"*{line}*" in text, line
+    assert "db0: 3 keys (1 with a TTL)" in text and "blocked" in text and "0 evicted keys" in text
+    assert "used_cpu_sys" not in text and "rdb_changes_since_last_save" not in text  # the rest is --all's
+
+    await raw.config_set("maxmemory", str(int(used / 0.95)))
+    await cachebot.slash("redis info")
+    title = cachebot.messages()[-1]["text"]
+    assert re.search(r"memory at \d+\.\d% of maxmemory, over the 90% threshold", title), title
+    assert ":large_yellow_circle:" in last_text(cachebot) and "bigkeys" in last_text(cachebot)
+
+
+async def test_redis_info_all_shows_every_section_and_a_section_still_works(cachebot: BotHarness,
+                                                                              raw: aioredis.Redis) -> None:
+    await raw.set("k", "v")
+    await cachebot.slash("redis info --all")
+    text = last_text(cachebot)
+    assert "Hit rate" in text and "under the 90% threshold" not in text  # the verdict lines first (no maxmemory)
+    attached = [f for f in cachebot.sim.files if f.get("thread_ts") == cachebot.messages()[-1]["ts"]]
+    text += "".join(f["content"].decode() for f in attached)  # what does not fit in the message is attached whole
+    for field in ("used_cpu_sys", "rdb_changes_since_last_save", "connected_slaves", "redis_version",
+                  "db0:keys=1"):
+        assert field in text, field
+    await cachebot.slash("redis info keyspace")
+    assert "db0:keys=1" in last_text(cachebot) and "used_cpu_sys" not in last_text(cachebot)
+    await cachebot.slash("redis info memory --all")
+    assert any("not both" in t for t in cachebot.private_texts())
 
 
 # --- db connections -------------------------------------------------------------------------------
