@@ -1,8 +1,8 @@
 """The approval state machine.
 
     pending --approve--> approved --> running --> done | failed
-       |  \\--deny--> denied                  \\--(process died)--> interrupted
-       \\--ttl--> expired
+       |  \\--deny--> denied                 |  \\--(process died)--> interrupted
+       \\--ttl--> expired                     \\--(live state moved since the request)--> stale
 
 Each arrow is one compare-and-set in the store (`Store.transition`), so whichever click, approver or
 replica gets there first wins and every other attempt is told what happened instead. Each step is
@@ -10,8 +10,14 @@ audited (store first, then the request's thread) before its effect, and the requ
 updated to its current state; the buttons disappear once it leaves `pending`.
 
 A change command is called again at execution time with the stored arguments: it re-validates
-against the live system and returns the `Change` whose `apply` runs. Nothing but the action id
-travels in a button.
+against the live system and returns the `Change` whose `apply` runs. If what the request showed as
+*current* (its `basis`) is no longer so — someone scaled by hand in between — the approval was given
+for another situation: the request ends `stale` and nothing runs. Nothing but the action id travels
+in a button.
+
+A done change is then verified (`bot.verdicts`) and, where it has a known inverse, offers Undo: a new
+request (`/cf undo ID`) linked both ways to this one. A target has at most one request pending or
+running at a time (a unique index in the store, so two replicas cannot both let one in).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from base.durations import duration_text
+from base.text import escape
 from bot import blocks
 from bot.audit import AuditTrail
 from bot.errors import user_message
@@ -41,10 +48,12 @@ from bot.store import (
     INTERRUPTED,
     PENDING,
     RUNNING,
+    STALE,
     Action,
     Store,
 )
-from commands.base import Change, CommandSpec, Context, Registry, Role
+from bot.verdicts import Verdicts
+from commands.base import Change, CommandError, CommandSpec, Context, Registry, Role
 from commands.reply import Outcome
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,15 @@ log = logging.getLogger(__name__)
 ContextFactory = Callable[
     [str, str, frozenset[Role], Callable[[str], Awaitable[None]], str | None, tuple[str, ...]], Context
 ]
+
+
+class Stale(Exception):
+    """The live state moved between request and approval: the change is not run."""
+
+    def __init__(self, was: str, now: str) -> None:
+        super().__init__(f"was {was} when requested, now {now}")
+        self.was = was
+        self.now = now
 
 
 class Approvals:
@@ -67,6 +85,8 @@ class Approvals:
         make_context: ContextFactory,
         ttl_seconds: float,
         heartbeat_seconds: float = 5.0,
+        verify_timeout_seconds: float = 300.0,
+        verify_progress_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -78,6 +98,9 @@ class Approvals:
         self.ttl_seconds = ttl_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
+        self.verdicts = Verdicts(store=store, audit=audit, make_context=make_context, on_verdict=self._update_message,
+                                 timeout_seconds=verify_timeout_seconds, progress_seconds=verify_progress_seconds,
+                                 heartbeat_seconds=heartbeat_seconds, clock=clock)
 
     # --- request ----------------------------------------------------------------------------
 
@@ -109,11 +132,17 @@ class Approvals:
             desired_state=change.desired,
             request_text=text or spec.title,
             incident_id=incident_id,
+            target=change.target,
+            basis=change.basis,
+            no_undo=change.no_undo or None,
+            undo_of=change.reverts,
         )
-        await self.store.create_action(action)
+        if not await self.store.create_action(action):
+            await self._refuse_busy(action)
         await self._audit("requested", action, origin.user,
                           detail={"args": action.args, "current": change.current, "desired": change.desired,
-                                  "summary": change.summary, "exempt": exempt, "target": change.target})
+                                  "summary": change.summary, "exempt": exempt, "target": change.target,
+                                  "reverts": change.reverts})
         view = blocks.approval_message(action, change.warnings, pending=not exempt, exempt=exempt)
         try:
             ts = await self.messenger.post(action.channel, view.text, view.blocks)
@@ -124,9 +153,35 @@ class Approvals:
         action.message_ts = ts
         await self.store.set_fields(action.id, message_ts=ts)
         await self.audit.post(action.channel, ts, blocks.requested_line(action, exempt))
+        if change.reverts:
+            await self._link_undo(action, change.reverts)
         if exempt:
             await self._execute(action)
         return action
+
+    async def _refuse_busy(self, action: Action) -> None:
+        """One change at a time per target: name the request in the way (the store refused the insert)."""
+        first = await self.store.active_for_target(action.target)
+        if first is None:  # it finished between the insert and this read: the user may simply ask again
+            raise CommandError(f"Another change on {action.target} was in progress a moment ago; ask again. "
+                               "Nothing was changed.")
+        where = blocks.request_link(first)
+        raise CommandError(f"{action.target} already has a change request {first.state}: `{first.id}` "
+                           f"({first.summary}, asked by <@{first.requester}>){where}. One change at a time per "
+                           "target: wait for it to finish, or deny it, then ask again. Nothing was changed.")
+
+    async def _link_undo(self, undo: Action, original_id: str) -> None:
+        """Link an undo request and the change it reverts, both ways, and say so in the original's thread."""
+        original = await self.store.get_action(original_id)
+        if original is None:
+            return
+        await self.store.set_fields(original.id, undone_by=undo.id)
+        original.undone_by = undo.id
+        if original.message_ts:
+            await self.audit.post(original.channel, original.message_ts,
+                                  f":leftwards_arrow_with_hook: Undo requested by <@{undo.requester}>: request "
+                                  f"`{undo.id}`{blocks.request_link(undo)}.")
+        await self._update_message(original)
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -193,8 +248,15 @@ class Approvals:
         await self._audit("running", running, text=f":gear: Running `{running.command}` ({running.summary})…")
         await self._update_message(running)
         beat = asyncio.create_task(self._heartbeat(running.id))
+        outcome: Outcome | None = None
         try:
             outcome = await self._apply(running)
+        except Stale as exc:
+            finished = await self.store.transition(running.id, (RUNNING,), STALE, self.clock(), error=str(exc))
+            await self._audit("stale", running, detail={"was": exc.was, "now": exc.now, "approver": running.approver},
+                              text=(f":arrows_counterclockwise: Stale, not run: {escape(str(exc))}. The "
+                                    "approval was for the state shown in the request. Nothing was changed; "
+                                    "*Request again* on the message asks anew with today's state."))
         except Exception as exc:
             error = user_message(exc)
             finished = await self.store.transition(running.id, (RUNNING,), FAILED, self.clock(), error=error)
@@ -202,8 +264,11 @@ class Approvals:
                               text=f":x: Failed: {error}")
         else:
             result = {"before": outcome.before, "after": outcome.after}
+            undo = (json.dumps({"command": outcome.undo.command, "args": outcome.undo.args,
+                                "summary": outcome.undo.summary}, sort_keys=True, default=str)
+                    if outcome.undo is not None else None)
             finished = await self.store.transition(
-                running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result)
+                running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result), undo_spec=undo
             )
             await self._audit("done", running,
                               detail={**result, "approver": running.approver, "requester": running.requester},
@@ -215,7 +280,13 @@ class Approvals:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         final = finished or (await self.store.get_action(running.id)) or running
+        if final.state == DONE and outcome is not None and outcome.verify is not None:
+            final = await self.verdicts.begin(final, outcome.verify)
         await self._update_message(final)
+        if final.undo_of and final.state in (DONE, FAILED, STALE):
+            original = await self.store.get_action(final.undo_of)
+            if original is not None:
+                await self._update_message(original)
         return final
 
     async def _apply(self, action: Action) -> Outcome:
@@ -232,6 +303,9 @@ class Approvals:
         change = await spec.fn(ctx, **action.args)
         if not isinstance(change, Change):
             raise TypeError(f"change command {action.command!r} returned {type(change).__name__}, not Change")
+        now = change.current if change.basis is None else change.basis
+        if now != action.bound_to:
+            raise Stale(action.bound_to, now)
         return await change.apply()
 
     async def _post_detail(self, action: Action, outcome: Outcome) -> None:
@@ -273,6 +347,7 @@ class Approvals:
                               text=(":warning: Interrupted: the bot stopped while this was running. Its effect may be "
                                     "partial; check the current state before asking again."))
             await self._update_message(action)
+        await self.verdicts.resume_stale(window)
         return interrupted
 
     async def pending_count(self) -> int:
@@ -289,7 +364,11 @@ class Approvals:
     async def _update_message(self, action: Action) -> None:
         if not action.message_ts:
             return
-        view = blocks.approval_message(action, pending=action.state == PENDING)
+        undo_state = None
+        if action.undone_by:
+            undo = await self.store.get_action(action.undone_by)
+            undo_state = undo.state if undo is not None else None
+        view = blocks.approval_message(action, pending=action.state == PENDING, undo_state=undo_state)
         try:
             await self.messenger.update(action.channel, action.message_ts, view.text, view.blocks)
         except DeliveryError as exc:
@@ -307,4 +386,4 @@ def _jsonable(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["DENIED", "DONE", "EXPIRED", "FAILED", "INTERRUPTED", "RUNNING", "Approvals"]
+__all__ = ["DENIED", "DONE", "EXPIRED", "FAILED", "INTERRUPTED", "RUNNING", "STALE", "Approvals", "Stale"]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from bot.messenger import DeliveryError, Messenger
-from bot.store import AuditEntry, AuditQuery, AuditView, Store
+from bot.store import Action, AuditEntry, AuditQuery, AuditView, Store
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,10 @@ class AuditTrail:
         ids = [a for a in await self.store.audit_people() if USER_ID.fullmatch(a)]
         names = await self.people.names(ids)
         return [user_id for user_id in ids if names[user_id].casefold() == wanted]
+
+    async def change_request(self, request_id: str) -> Action | None:
+        """A change request by id (`/cf undo` reads what the request did and how to revert it)."""
+        return await self.store.get_action(request_id)
 
     async def for_incident(self, incident_id: str) -> list[AuditEntry]:
         return await self.store.audit_for_incident(incident_id)

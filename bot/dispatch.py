@@ -73,6 +73,8 @@ class Dispatcher:
             make_context=self.make_context,
             ttl_seconds=settings.approvals.ttl_minutes * 60,
             heartbeat_seconds=settings.approvals.heartbeat_seconds,
+            verify_timeout_seconds=settings.approvals.verify_timeout_seconds,
+            verify_progress_seconds=settings.approvals.verify_progress_seconds,
             clock=clock,
         )
 

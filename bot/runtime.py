@@ -120,6 +120,7 @@ class Runtime:
 
     async def close(self) -> None:
         self.scheduler.shutdown()
+        await self.approvals.verdicts.stop()  # left `verifying`: the next process (or a peer) resumes the watch
         self.metrics.close()
         for svc in self.services.values():
             closer = getattr(svc, "close", None)

@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import logs
 from bot.blocks import APPROVE, DENY
+from bot.change_buttons import change_buttons
 from bot.listening import click_origin, guarded, parse_delivery, request_key
 from bot.messenger import Origin
 from bot.runtime import Runtime
@@ -107,6 +108,7 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
         work = guarded(runtime.messenger, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
         await runtime.track(work, key=request_key(body), long=True)
 
+    change_buttons(app, runtime, request_key)  # Undo, Request again: the platform's own
     for hook in extra_listeners:
         hook(app, runtime, request_key)
 

@@ -118,6 +118,28 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS cf_artefacts_key ON cf_artefacts (kind, key, created_at)",
         ),
     ),
+    # Closing the loop (verdicts, undo, stale approvals): what a request is bound to and what became of it.
+    # The partial unique index is "one change at a time per target": a second pending or running request on
+    # the same target cannot be inserted, whichever replica tries.
+    Migration(
+        "0005_verdicts_undo",
+        (
+            "ALTER TABLE cf_actions ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE cf_actions ADD COLUMN basis TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN verdict TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN verify_spec TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN verify_started DOUBLE PRECISION",
+            "ALTER TABLE cf_actions ADD COLUMN verify_deadline DOUBLE PRECISION",
+            "ALTER TABLE cf_actions ADD COLUMN verify_note TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN undo_spec TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN no_undo TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN undo_of TEXT",
+            "ALTER TABLE cf_actions ADD COLUMN undone_by TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS cf_actions_one_per_target ON cf_actions (target) "
+            "WHERE state IN ('pending', 'approved', 'running') AND target <> ''",
+            "CREATE INDEX IF NOT EXISTS cf_actions_verdict ON cf_actions (verdict)",
+        ),
+    ),
 ]
 
 
@@ -340,6 +362,21 @@ class Action:
     result: str | None = None
     error: str | None = None
     incident_id: str | None = None
+    target: str = ""
+    basis: str | None = None  # what the approval is bound to (Change.basis); None: current_state
+    verdict: str | None = None  # verifying | verified | not_verified, once done (None: nothing to verify)
+    verify_spec: str | None = None  # JSON of the Verification
+    verify_started: float | None = None
+    verify_deadline: float | None = None
+    verify_note: str | None = None  # the verdict's line: what was seen, or what is still wrong
+    undo_spec: str | None = None  # JSON of the Undo, once done
+    no_undo: str | None = None  # why there is no undo
+    undo_of: str | None = None  # the request this one reverts
+    undone_by: str | None = None  # the undo request made for this one
+
+    @property
+    def bound_to(self) -> str:
+        return self.current_state if self.basis is None else self.basis
 
     @classmethod
     def from_row(cls, row: Row) -> Action:
@@ -411,8 +448,11 @@ class AuditQuery:
 
 
 PENDING, APPROVED, RUNNING, DONE, FAILED = "pending", "approved", "running", "done", "failed"
-DENIED, EXPIRED, INTERRUPTED = "denied", "expired", "interrupted"
-FINAL_STATES = (DONE, FAILED, DENIED, EXPIRED, INTERRUPTED)
+DENIED, EXPIRED, INTERRUPTED, STALE = "denied", "expired", "interrupted", "stale"
+FINAL_STATES = (DONE, FAILED, DENIED, EXPIRED, INTERRUPTED, STALE)
+ACTIVE_STATES = (PENDING, APPROVED, RUNNING)  # at most one per target (cf_actions_one_per_target)
+# A done change's verdict (`Action.verdict`): watched until verified or out of time.
+VERIFYING, VERIFIED, NOT_VERIFIED = "verifying", "verified", "not_verified"
 
 
 class Store:
@@ -432,11 +472,59 @@ class Store:
 
     # actions ----------------------------------------------------------------------------------
 
-    async def create_action(self, action: Action) -> None:
+    async def create_action(self, action: Action) -> bool:
+        """Insert a new request; False when its target already has one pending or running (nothing stored)."""
         row = action.to_row()
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        await self.driver.execute(f"INSERT INTO cf_actions ({cols}) VALUES ({marks})", list(row.values()))
+        rows = await self.driver.fetch(
+            f"INSERT INTO cf_actions ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING RETURNING id", list(row.values())
+        )
+        return bool(rows)
+
+    async def active_for_target(self, target: str) -> Action | None:
+        """The pending or running request on `target`, if there is one."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = await self.driver.fetch(
+            f"SELECT * FROM cf_actions WHERE target = ? AND state IN ({marks}) ORDER BY created_at LIMIT 1",
+            [target, *ACTIVE_STATES],
+        )
+        return Action.from_row(rows[0]) if rows else None
+
+    async def set_verdict(self, action_id: str, from_verdicts: Sequence[str | None], verdict: str, now: float,
+                          **fields: Any) -> Action | None:
+        """Compare-and-set of a done change's verdict (two replicas resuming one verification: one wins)."""
+        known = [v for v in from_verdicts if v is not None]
+        conditions = [f"verdict IN ({', '.join('?' for _ in known)})"] if known else []
+        if None in from_verdicts:
+            conditions.append("verdict IS NULL")
+        sets = ["verdict = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
+        rows = await self.driver.fetch(
+            f"UPDATE cf_actions SET {', '.join(sets)} WHERE id = ? AND state = ? AND ({' OR '.join(conditions)}) "
+            "RETURNING *",
+            [verdict, now, *fields.values(), action_id, DONE, *known],
+        )
+        return Action.from_row(rows[0]) if rows else None
+
+    async def claim_verification(self, action_id: str, now: float, beat_before: float) -> Action | None:
+        """Take over a verification whose watcher stopped heart-beating (a restart): one replica gets it."""
+        rows = await self.driver.fetch(
+            "UPDATE cf_actions SET heartbeat_at = ? WHERE id = ? AND state = ? AND verdict = ? "
+            "AND COALESCE(heartbeat_at, updated_at) < ? RETURNING *",
+            [now, action_id, DONE, VERIFYING, beat_before],
+        )
+        return Action.from_row(rows[0]) if rows else None
+
+    async def verifying(self) -> list[Action]:
+        rows = await self.driver.fetch(
+            "SELECT * FROM cf_actions WHERE state = ? AND verdict = ? ORDER BY created_at", [DONE, VERIFYING]
+        )
+        return [Action.from_row(r) for r in rows]
+
+    async def verification_beat(self, action_id: str, now: float) -> None:
+        await self.driver.execute(
+            "UPDATE cf_actions SET heartbeat_at = ? WHERE id = ? AND verdict = ?", [now, action_id, VERIFYING]
+        )
 
     async def get_action(self, action_id: str) -> Action | None:
         rows = await self.driver.fetch("SELECT * FROM cf_actions WHERE id = ?", [action_id])

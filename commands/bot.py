@@ -1,4 +1,4 @@
-"""The bot about itself: help and the audit trail.
+"""The bot about itself: help, the audit trail, and undoing a change that ran.
 
 `/cf audit` reads the trail back through the audit service (`bot.audit.AuditTrail.query`): the
 filters run in SQL in the store, and people are shown by name (looked up in Slack, cached) while
@@ -17,9 +17,9 @@ from typing import Any
 from base.durations import duration_text
 from base.text import code, literal
 from commands.args import duration, opt, pos, positive_int, switch
-from commands.base import AREAS, REGISTRY, CommandError, CommandSpec, Context, Kind, command
+from commands.base import AREAS, REGISTRY, CommandError, CommandSpec, Context, Kind, Role, command
 from commands.clients import AuditClient, AuditEntryView
-from commands.reply import File, Note, Part, Reply, Text
+from commands.reply import Change, File, Note, Part, Reply, Text
 
 AREA = "Bot"
 
@@ -203,6 +203,11 @@ def _detail(e: AuditEntryView, names: dict[str, str]) -> str:
         if detail.get("approver"):
             text += f" (approved by {names.get(detail['approver'], detail['approver'])})"
         return text
+    if e.event in ("verified", "not_verified") and "verdict" in detail:
+        took = float(detail.get("took_seconds") or 0)
+        return f"{'Verified' if e.event == 'verified' else 'Not verified'} after {took:g}s: {detail.get('seen', '')}"
+    if e.event == "stale" and "was" in detail:
+        return f"not run: was {detail['was']} when requested, now {detail['now']}"
     if e.event == "approved" and detail.get("requester"):
         return f"requested by {names.get(detail['requester'], detail['requester'])}"
     if e.event == "requested" and "desired" in detail:
@@ -257,3 +262,53 @@ def _raw(e: AuditEntryView) -> dict[str, Any]:
         "detail": e.detail,
         "entry_id": e.id,
     }
+
+
+# --- undo ------------------------------------------------------------------------------------------
+
+
+@command(
+    "undo",
+    summary="Request the inverse of a change that ran (back to the replica count, revision, limit… before); "
+            "approved like any change.",
+    area=AREA,
+    args=[pos("REQUEST_ID", request_id, "the id on the change's request message")],
+    kind=Kind.change,
+    role=Role.operator,
+    example="/cf undo 3f9a1c0b2d4e",
+    needs=["audit"],
+)
+async def undo(ctx: Context, request_id: str) -> Change:
+    """The inverse is the original command's own, with the arguments its `apply` recorded (`Outcome.undo`):
+    it is validated like a fresh request (against the live state, with the requester's roles), so an undo
+    that no longer makes sense is refused, and one whose state moves before approval goes stale."""
+    original = await ctx.audit.change_request(request_id)
+    if original is None:
+        raise CommandError(f"There is no change request `{request_id}`. The id is on the request message "
+                           "(and in `/cf audit`). Nothing was changed.")
+    if original.state != "done":
+        raise CommandError(f"Request `{request_id}` ({literal(original.summary)}) is {original.state}: only a change "
+                           "that ran can be undone. Nothing was changed.")
+    if not original.undo_spec:
+        reason = original.no_undo or "this change has no known inverse"
+        raise CommandError(f"Request `{request_id}` cannot be undone: {literal(reason)}. Nothing was changed.")
+    if original.undone_by:
+        previous = await ctx.audit.change_request(original.undone_by)
+        if previous is not None and previous.state == "done":
+            raise CommandError(f"Request `{request_id}` was already undone by request `{previous.id}`. "
+                               "Nothing was changed.")
+    inverse = json.loads(original.undo_spec)
+    spec = REGISTRY.get(str(inverse["command"]))
+    if spec is None or spec.kind is not Kind.change:
+        raise CommandError(f"The inverse of request `{request_id}` (`{inverse['command']}`) is not a change this "
+                           "bot knows any more. Nothing was changed.")
+    if not ctx.has_role(spec.role):
+        raise CommandError(f"Undoing request `{request_id}` runs `{spec.title}`, which needs the {spec.role} role. "
+                           "Nothing was changed.")
+    change = await spec.fn(ctx.narrowed(spec.needs), **dict(inverse.get("args") or {}))
+    if not isinstance(change, Change):
+        raise TypeError(f"{spec.title!r} returned {type(change).__name__}, not Change")
+    change.summary = f"Undo request {request_id}: {change.summary}"
+    change.reverts = request_id
+    change.warnings.insert(0, f"Reverts request {request_id}: {original.summary}.")
+    return change

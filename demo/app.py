@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bot.change_buttons import ask_again
 from bot.config import parse_settings
 from commands.base import Services
 from demo.aws import aws_part
@@ -118,6 +119,7 @@ async def _run(env: DemoEnv, user: str) -> None:
         users=DEMO_USERS,
         user=DEMO_USERS.get(user, user),
         keep=lambda: _keep(env),
+        again=lambda action_id, origin: ask_again(runtime, action_id, origin),
     )
     await session.run(sys.stdin, interactive)
 

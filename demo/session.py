@@ -40,6 +40,7 @@ class ConsoleSession:
     channel: str = CHANNEL  # `/in NAME` moves the session into an incident channel
     keep: Callable[[], Path] | None = None
     seen: int = 0
+    again: Callable[[str, Origin], Any] | None = None  # Request again on a stale request
 
     def mark_seen(self) -> None:
         """The prompt is shown now: a bare number names the buttons drawn up to here."""
@@ -159,6 +160,10 @@ class ConsoleSession:
             await self.approve(button.value, origin)
         elif button.action_id == "cf_deny":
             await self.deny(button.value, origin)
+        elif button.action_id == "cf_undo":
+            await self.handle(origin, f"undo {button.value}")
+        elif button.action_id == "cf_again" and self.again is not None:
+            await self.again(button.value, origin)
         elif button.action_id.startswith("cf_run"):
             await self.handle(origin, button.value)
 

@@ -89,7 +89,8 @@ class BotHarness:
         quiet = 0
         while quiet < 2:
             await asyncio.sleep(0.01)
-            quiet = quiet + 1 if not self.runtime.inflight else 0
+            busy = self.runtime.inflight or self.runtime.approvals.verdicts.watching  # verdicts are its work too
+            quiet = quiet + 1 if not busy else 0
             if time.monotonic() > deadline:
                 raise AssertionError(f"bot still busy after {timeout}s:\n{self.sim.transcript()[-3000:]}")
 

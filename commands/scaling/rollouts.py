@@ -9,6 +9,7 @@ silently overwritten. The Deployment controller then rolls forward to that templ
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +17,9 @@ from base.text import literal, plural
 from commands.args import k8s_label, opt, pos, positive_int, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, optional
-from commands.reply import Change, Note, Outcome, Reply, Table
+from commands.reply import Change, Note, Outcome, Reply, Table, Undo
 from commands.support.kube import age, check_replicas, deployment_ready, find_deployment, hpa_at_max
+from commands.support.kube_verify import replicas_verified, rollout_verified
 from integrations.errors import IntegrationError
 
 AREA = "Scaling"
@@ -177,13 +179,17 @@ async def rollout_undo(ctx: Context, deployment: str, to_revision: int | None = 
         before = f"revision {_revision(fresh)} ({_images(fresh['spec']['template'])})"
         patched = await ctx.kube.patch_deployment(ctx.namespace, deployment, _undo_patch(fresh, chosen))
         after = f"template of revision {rev} ({_images(patched['spec']['template'])}), rolling out"
-        return Outcome(before=before, after=after)
+        back = _revision(fresh)
+        return Outcome(before=before, after=after,
+                       verify=rollout_verified({deployment: patched}, f"/cf describe deployment {deployment}"),
+                       undo=Undo("rollout undo", {"deployment": deployment, "to_revision": back},
+                                 f"roll deployment/{deployment} forward again to revision {back}"))
 
     cause = (target["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "no change cause")
     return Change(summary=f"Roll back deployment/{deployment} from revision {current} to revision {rev}",
                   current=f"revision {current}: {_images(dep['spec']['template'])}",
                   desired=f"revision {rev}: {_images(target['spec']['template'])} ({cause})",
-                  apply=apply, target=f"deployment/{deployment}")
+                  apply=apply, target=f"deployment/{deployment} in {ctx.namespace}")
 
 
 # --- the whole namespace -------------------------------------------------------------------------
@@ -230,13 +236,16 @@ async def restart_all(ctx: Context) -> Change:
         current = [d["metadata"]["name"] for d in await _all_deployments(ctx)]
         done, failed = await _each(current, lambda n: ctx.kube.restart_deployment(ctx.namespace, n, at))
         stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return _finish("Restart", done, failed, f"{plural(len(current), 'deployment')} running",
-                       f"{plural(len(done), 'deployment')} restarting (restartedAt {stamp})")
+        outcome = _finish("Restart", done, failed, f"{plural(len(current), 'deployment')} running",
+                          f"{plural(len(done), 'deployment')} restarting (restartedAt {stamp})")
+        return replace(outcome, verify=rollout_verified(dict.fromkeys(done, 0), "/cf pods"))
 
     ready = ", ".join(f"{d['metadata']['name']} {deployment_ready(d)}" for d in deps)
     return Change(summary=f"Rolling restart of all {len(names)} deployments in {ctx.namespace}",
                   current=ready, desired="every pod of every deployment replaced, one batch at a time",
-                  apply=apply, target=f"deployments in {ctx.namespace}")
+                  apply=apply, target=f"deployments in {ctx.namespace}", basis=", ".join(sorted(names)),
+                  no_undo="a restart replaces pods, there is nothing to put back; roll one deployment back with "
+                          "`/cf rollout undo DEPLOYMENT` if its new pods misbehave.")
 
 
 @command(
@@ -270,12 +279,15 @@ async def scale_all(ctx: Context, replicas: int) -> Change:
     async def apply() -> Outcome:
         names = [d["metadata"]["name"] for d in await _all_deployments(ctx)]
         done, failed = await _each(names, lambda n: ctx.kube.scale_deployment(ctx.namespace, n, replicas))
-        return _finish("Scaling", done, failed, current, f"{plural(len(done), 'deployment')} at "
-                       f"{plural(replicas, 'replica')}")
+        outcome = _finish("Scaling", done, failed, current, f"{plural(len(done), 'deployment')} at "
+                          f"{plural(replicas, 'replica')}")
+        return replace(outcome, verify=replicas_verified(dict.fromkeys(done, replicas), "/cf pods"))
 
     return Change(summary=f"Scale all {len(deps)} deployments in {ctx.namespace} to {replicas}",
                   current=current, desired=f"every deployment at {plural(replicas, 'replica')}", apply=apply,
-                  target=f"deployments in {ctx.namespace}", warnings=warnings)
+                  target=f"deployments in {ctx.namespace}", warnings=warnings,
+                  no_undo=f"it set each deployment differently; the counts before were {current} — put one back "
+                          "with `/cf scale DEPLOYMENT N`.")
 
 
 @command(

@@ -10,8 +10,9 @@ from base.vocabulary import RESTARTED_AT
 from commands.args import k8s_label, pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, optional
-from commands.reply import Change, Outcome
+from commands.reply import Change, Outcome, Undo
 from commands.support.kube import check_replicas, deployment_ready, hpa_for, hpa_replicas
+from commands.support.kube_verify import REVISION, replicas_verified, rollout_verified
 from integrations.errors import NotFound
 
 AREA = "Scaling"
@@ -57,11 +58,15 @@ async def scale(ctx: Context, deployment: str, replicas: int) -> Change:
         before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
         scaled = await ctx.kube.scale_deployment(ctx.namespace, deployment, replicas)
         after = int(scaled.get("spec", {}).get("replicas", replicas))
-        return Outcome(before=plural(before, "replica"), after=plural(after, "replica"))
+        return Outcome(before=plural(before, "replica"), after=plural(after, "replica"),
+                       verify=replicas_verified({deployment: replicas}, f"/cf describe deployment {deployment}"),
+                       undo=Undo("scale", {"deployment": deployment, "replicas": before},
+                                 f"scale deployment/{deployment} back to {plural(before, 'replica')}"))
 
     return Change(
         summary=f"Scale {target} from {current} to {replicas}",
         current=f"{plural(current, 'replica')} ({deployment_ready(dep)} ready)",
+        basis=plural(current, "replica"),
         desired=plural(replicas, "replica"),
         apply=apply,
         target=target,
@@ -97,16 +102,24 @@ async def restart(ctx: Context, deployment: str) -> Change:
     annotations = dep.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
     last = annotations.get(RESTARTED_AT, "never")
 
+    revision = (dep.get("metadata", {}).get("annotations") or {}).get(REVISION)
+
     async def apply() -> Outcome:
         at = datetime.now(UTC)
         patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at)
         stamp = patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
-        return Outcome(before=f"last restarted {last}", after=f"rollout restart at {stamp}")
+        undo = (Undo("rollout undo", {"deployment": deployment, "to_revision": int(revision)},
+                     f"roll deployment/{deployment} back to revision {revision} (its template before the restart)")
+                if revision and revision.isdigit() else None)
+        return Outcome(before=f"last restarted {last}", after=f"rollout restart at {stamp}",
+                       verify=rollout_verified({deployment: patched}, f"/cf describe deployment {deployment}"),
+                       undo=undo)
 
     return Change(
         summary=f"Rolling restart of deployment/{deployment} in {ctx.namespace}",
         current=f"{deployment_ready(dep)} ready, last restarted {last}",
+        basis=f"revision {revision or '?'}, last restarted {last}",
         desired="every pod replaced, one batch at a time",
         apply=apply,
-        target=f"deployment/{deployment}",
+        target=f"deployment/{deployment} in {ctx.namespace}",
     )

@@ -18,8 +18,9 @@ from base.text import plural
 from commands.args import blockable_cidr, k8s_label, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, failed_parts, optional
-from commands.reply import Change, Note, Outcome, Part, Reply, Table, Text
+from commands.reply import Change, Note, Outcome, Part, Reply, Table, Text, Undo
 from commands.support.kube import age, deployment_ready, find_deployment
+from commands.support.kube_verify import replicas_verified
 from integrations.errors import NotFound
 
 AREA = "Security"
@@ -98,12 +99,15 @@ async def isolate(ctx: Context, deployment: str) -> Change:
     async def apply() -> Outcome:
         before = int((await ctx.kube.get_deployment(ctx.namespace, deployment)).get("spec", {}).get("replicas", 0))
         await ctx.kube.scale_deployment(ctx.namespace, deployment, 0)
-        restore = f"; `/cf scale {deployment} {before}` restores it" if before else ""
-        return Outcome(before=plural(before, "replica"), after=f"0 replicas (isolated{restore})")
+        undo = (Undo("scale", {"deployment": deployment, "replicas": before},
+                     f"scale deployment/{deployment} back to {plural(before, 'replica')}") if before else None)
+        return Outcome(before=plural(before, "replica"), after="0 replicas (isolated)",
+                       verify=replicas_verified({deployment: 0}, f"/cf pods {deployment}"), undo=undo)
 
     return Change(summary=f"Isolate deployment/{deployment} in {ctx.namespace}: scale to 0",
                   current=f"{plural(current, 'replica')} ({deployment_ready(dep)} ready)", desired="0 replicas",
-                  apply=apply, target=f"deployment/{deployment}", warnings=warnings)
+                  basis=plural(current, "replica"),
+                  apply=apply, target=f"deployment/{deployment} in {ctx.namespace}", warnings=warnings)
 
 
 # --- block-ip --------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ async def test_scale_all_warns_about_autoscalers(bot, sandbox, sim) -> None:
     request = json.dumps(bot.last_request()["blocks"])
     assert "graphql-api is managed by HPA graphql-api" in request
     assert all(d["spec"]["replicas"] != 5 for d in await deployments(sandbox.kubeconfig))  # not before approval
+    await bot.click(bot.last_request()["ts"], "cf_deny", OPERATOR)  # one change at a time per target
     _, thread = await request_and_approve(bot, "scale all 5")
     assert {d["spec"]["replicas"] for d in await deployments(sandbox.kubeconfig)} == {5}
     assert "4 deployments at 5 replicas" in thread
@@ -109,6 +110,7 @@ async def test_scale_all_names_the_deployments_it_would_lower(bot, sandbox, sim)
     line = next(ln for ln in request.splitlines() if "Lowers 2 deployments" in ln)
     assert "graphql-api 3 → 2" in line and "websocket-service 3 → 2" in line
     assert "document-service" not in line and "collaboration-editor" not in line
+    await bot.click(bot.last_request()["ts"], "cf_deny", OPERATOR)  # one change at a time per target
     await bot.slash("scale all 5", user=OPERATOR)
     assert "Lowers" not in reply_text(bot.last_request())
     assert_slack_accepted_everything(sim)

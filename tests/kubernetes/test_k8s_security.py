@@ -123,7 +123,9 @@ async def test_isolate_needs_an_admin_approver(bot, sandbox, sim) -> None:
     await bot.click(request["ts"], "cf_approve", ADMIN)
     assert await replicas(sandbox.kubeconfig, "document-service") == 0
     thread = " ".join(bot.thread_texts(request["ts"]))
-    assert "2 replicas → 0 replicas (isolated; `/cf scale document-service 2` restores it)" in thread
+    assert "2 replicas → 0 replicas (isolated)" in thread and "Verified in" in thread
+    final = json.dumps(next(m for m in bot.messages() if m["ts"] == request["ts"]))
+    assert "cf_undo" in final and "scale deployment/document-service back to 2 replicas" in final
     assert_slack_accepted_everything(sim)
 
 

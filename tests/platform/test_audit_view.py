@@ -49,19 +49,20 @@ async def test_audit_shows_target_command_line_names_and_request_id(bot, sandbox
     reply = await audit(bot)
     lines = entry_lines(reply)
     events = [re.search(r"\*(\w+)\*", line).group(1) for line in lines]  # type: ignore[union-attr]
-    assert events == ["done", "running", "approved", "requested"]  # newest first
-    done = lines[0]
+    assert events == ["verified", "done", "running", "approved", "requested"]  # newest first
+    assert "*verified*" in lines[0] and "Verified after" in lines[0] and "graphql-api 5/5 ready" in lines[0]
+    done = lines[1]
     assert "`deployment/graphql-api in collaboration`" in done
     assert "`scale graphql-api 5`" in done
     assert "3 replicas -> 5 replicas (approved by priya)" in done
     assert f"request `{rid}`" in done
     assert all(f"`{rid}`" in line and "deployment/graphql-api" in line for line in lines)
-    assert "by omar" in lines[3] and "by priya" in lines[2] and "requested by omar" in lines[2]
+    assert "by omar" in lines[4] and "by priya" in lines[3] and "requested by omar" in lines[3]
     assert "U0APPROVER" not in reply and "U0OPERATOR" not in reply
 
     # The store keeps the raw ids; the names were looked up once and cached.
     stored = await bot.runtime.store.audit_for_action(rid)
-    assert [e.actor for e in stored][:2] == [OPERATOR, APPROVER] and stored[-1].detail["approver"] == APPROVER
+    assert [e.actor for e in stored][:2] == [OPERATOR, APPROVER] and stored[-2].detail["approver"] == APPROVER
     await audit(bot)
     looked_up = [c.args.get("user") for c in sim.calls_to("users.info")]
     assert looked_up.count(APPROVER) == 1 and looked_up.count(OPERATOR) == 1
@@ -80,18 +81,18 @@ async def test_filters_by_target_user_since_and_id(bot, sandbox, sim) -> None:
 
     for target in ("graphql-api", "deployment/graphql-api", "GraphQL-API"):
         lines = entry_lines(await audit(bot, f"--target {target}"))
-        assert len(lines) == 4 and all(f"`{scale_id}`" in line for line in lines), target
+        assert len(lines) == 5 and all(f"`{scale_id}`" in line for line in lines), target
     assert entry_lines(await audit(bot, "--target graphql")) == []  # whole words only
     assert "No entries match these filters" in last_reply(bot)
 
     # by person: their own entries and every entry of the changes they requested or approved
     for who in (f"<@{APPROVER2}|sam>", f"<@{APPROVER2}>", APPROVER2, '"Sam Lee"'):
         lines = entry_lines(await audit(bot, f"--user {who}"))
-        assert len(lines) == 4 and all(f"`{restart_id}`" in line for line in lines), who
+        assert len(lines) == 5 and all(f"`{restart_id}`" in line for line in lines), who
         assert "Only user Sam Lee" in last_reply(bot)
     lines = entry_lines(await audit(bot, "--user @priya"))
-    assert len(lines) == 4 and all(f"`{scale_id}`" in line for line in lines)
-    assert len(entry_lines(await audit(bot, f"--user <@{OPERATOR}|omar>"))) == 8
+    assert len(lines) == 5 and all(f"`{scale_id}`" in line for line in lines)
+    assert len(entry_lines(await audit(bot, f"--user <@{OPERATOR}|omar>"))) == 10
     await audit(bot, "--user @nobody")
     assert any("No one shown as `@nobody`" in t for t in bot.private_texts())
 
@@ -103,7 +104,7 @@ async def test_filters_by_target_user_since_and_id(bot, sandbox, sim) -> None:
 
     only = entry_lines(await audit(bot, f"--id {restart_id}"))
     assert [re.search(r"\*(\w+)\*", line).group(1) for line in only] == [  # type: ignore[union-attr]
-        "done", "running", "approved", "requested"]
+        "verified", "done", "running", "approved", "requested"]
     assert all("`restart websocket-service`" in line and "deployment/websocket-service" in line for line in only)
     assert len(entry_lines(await audit(bot, f"--id 0ld0ld00 --user {VIEWER}"))) == 1
     assert len(entry_lines(await audit(bot, f"--id {restart_id} --target graphql-api"))) == 0
@@ -120,16 +121,17 @@ async def test_export_uploads_the_selection_as_json_lines(bot, sandbox, sim) -> 
     assert await replicas(sandbox.kubeconfig, "graphql-api") == 6
 
     await bot.slash("audit --export --target graphql-api", user=ADMIN)
-    assert "Audit trail: 4 entries exported" in last_reply(bot)
+    assert "Audit trail: 5 entries exported" in last_reply(bot)
     files = [f for f in sim.files if f["filename"].endswith(".jsonl")]
     assert len(files) == 1 and re.fullmatch(r"audit-\d{8}-\d{4}\.jsonl", files[0]["filename"])
     rows = [json.loads(line) for line in files[0]["content"].decode().splitlines()]
-    assert [r["event"] for r in rows] == ["requested", "approved", "running", "done"]  # oldest first
+    assert [r["event"] for r in rows] == ["requested", "approved", "running", "done", "verified"]  # oldest first
     assert {r["request_id"] for r in rows} == {request_id(scale)}
     assert {r["target"] for r in rows} == {"deployment/graphql-api in collaboration"}
     assert {r["command_line"] for r in rows} == {"scale graphql-api 6"}
-    assert [r["user_id"] for r in rows] == [OPERATOR, APPROVER, "cf", "cf"]  # raw ids, not names
-    assert rows[-1]["detail"]["approver"] == APPROVER and rows[-1]["approver_id"] == APPROVER
+    assert [r["user_id"] for r in rows] == [OPERATOR, APPROVER, "cf", "cf", "cf"]  # raw ids, not names
+    assert rows[-2]["detail"]["approver"] == APPROVER and rows[-2]["approver_id"] == APPROVER
+    assert rows[-1]["detail"]["verdict"] == "verified"
     assert rows[0]["time"].endswith("Z") and rows[0]["at"] <= rows[-1]["at"]
     assert "priya" not in files[0]["content"].decode()
 
@@ -144,7 +146,7 @@ async def test_names_fall_back_to_ids_and_are_shown_as_literal_text(bot, sandbox
     bot.runtime.audit.people.retry_after = 0  # a failed lookup is not kept: the next audit asks again
     sim.fail_next("users.info", error="internal_error", status=200, times=2)
     reply = await audit(bot)  # Slack cannot say who anyone is: the ids, and the command still answers
-    assert "Audit trail: last 4 entries" in reply and "by U0OPERATOR" in reply and "approved by U0APPROVER" in reply
+    assert "Audit trail: last 5 entries" in reply and "by U0OPERATOR" in reply and "approved by U0APPROVER" in reply
 
     posted = json.dumps((await _audit_message(bot))["blocks"], ensure_ascii=False)
     assert "&lt;!channel&gt; pri\u02cbya" in posted and "<!channel>" not in posted

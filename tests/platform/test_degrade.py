@@ -153,6 +153,7 @@ async def test_secrets_rotate_checks_degrade_to_warnings_and_the_wait_survives_a
     prompt = reply_text(aws_bot.last_request())
     assert "Consumer `graphql-api`: not verified (500)" in prompt
     assert "Rotate secret candlefish/collaboration/app-secrets" in prompt
+    await aws_bot.click(aws_bot.last_request()["ts"], "cf_deny", OPERATOR)  # one change at a time per target
 
     async def one_failed_poll() -> None:  # the first poll for new pods, after the restarts, fails once
         sandbox.sandbox.fail(POD_LIST, 500, "InternalError", times=1)

@@ -29,7 +29,12 @@ def request_id(message: dict) -> str:
 
 
 def has_buttons(message: dict) -> bool:
-    return any(b["type"] == "actions" for b in message["blocks"])
+    """The approval buttons (a request that ran shows Undo instead: `buttons_of`)."""
+    return bool({"cf_approve", "cf_deny"} & set(buttons_of(message)))
+
+
+def buttons_of(message: dict) -> list[str]:
+    return [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
 
 
 async def test_ack_is_immediate_and_pods_answer_in_channel(bot) -> None:
@@ -75,8 +80,11 @@ async def test_scale_flow_request_approve_run_audit(bot, sandbox) -> None:
     assert "Done: 3 replicas → 10 replicas" in thread
     final = next(m for m in bot.messages() if m["ts"] == request["ts"])
     assert not has_buttons(final) and "approved by <@U0APPROVER>" in json.dumps(final["blocks"])
+    assert buttons_of(final) == ["cf_undo"] and "scale deployment/graphql-api back to 3 replicas" in json.dumps(final)
+    assert "Verified in" in json.dumps(final["blocks"]) and "Verified in" in thread + " ".join(
+        bot.thread_texts(request["ts"]))
     events = await audit_events(bot, request_id(request))
-    assert events == ["requested", "approved", "running", "done"]
+    assert events == ["requested", "approved", "running", "done", "verified"]
 
 
 async def test_self_approval_is_refused(bot, sandbox) -> None:
@@ -228,7 +236,7 @@ async def test_exempt_change_runs_without_approval_but_is_audited(sim, kube, san
         assert not has_buttons(next(m for m in harness.messages() if m["ts"] == request["ts"]))
         assert await replicas(sandbox, "document-service") == 4
         events = [e.event for e in await harness.runtime.store.audit_for_action(request_id_from_store(harness))]
-        assert events == ["requested", "running", "done"]
+        assert events == ["requested", "running", "done", "verified"]
     finally:
         await harness.close()
 

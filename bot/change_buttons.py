@@ -1,0 +1,53 @@
+"""The buttons a change request shows once it has run: Undo, and Request again (when it went stale).
+
+Both turn a click into a typed command of the clicker's — `/cf undo ID`, or the stale request's own
+command line — and hand it to the dispatcher, so a click gets exactly the roles, validation and
+approval the typed form gets, and nothing else travels in the button but the request's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.blocks import AGAIN, UNDO
+from bot.listening import click_origin, guarded
+from bot.messenger import Origin
+from bot.runtime import Runtime
+
+
+async def ask_again(runtime: Runtime, action_id: str, origin: Origin) -> None:
+    """Request again: the stale request's command line, as the clicker, validated against today's state."""
+    action = await runtime.store.get_action(action_id)
+    if action is None:
+        await runtime.messenger.respond(origin, "That request no longer exists.")
+        return
+    await runtime.dispatcher.handle(origin, action.request_text or action.command)
+
+
+def change_buttons(app: AsyncApp, runtime: Runtime, request_key: Callable[[dict[str, Any]], str | None]) -> None:
+    """Register the Undo and Request again listeners (a `bot.slack_app` listener hook)."""
+
+    @app.action(UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        origin = click_origin(body)
+        value = _value(body)
+        work = guarded(runtime.messenger, origin, lambda: runtime.dispatcher.handle(origin, f"undo {value}"))
+        await runtime.track(work, key=request_key(body))
+
+    @app.action(AGAIN)
+    async def on_again(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        origin = click_origin(body)
+        value = _value(body)
+        work = guarded(runtime.messenger, origin, lambda: ask_again(runtime, value, origin))
+        await runtime.track(work, key=request_key(body))
+
+
+def _value(body: dict[str, Any]) -> str:
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return str(first.get("value", "")) if isinstance(first, dict) else ""
