@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from psycopg import sql
 
 from integrations.kube import ProxyAnswer
+from integrations.prometheus import QueryResult
 from integrations.redis import ScanResult
 
 Obj = dict[str, Any]  # an API object as the SDK gives it (Kubernetes, AWS)
@@ -164,12 +165,23 @@ class PagerDutyClient(Protocol):
                       details: dict[str, Any] | None = None, links: list[dict[str, str]] | None = None) -> str: ...
 
 
+class PrometheusClient(Protocol):
+    """Prometheus' HTTP API v1 (`integrations.prometheus.Prometheus`): `graph`, and an alert's context."""
+
+    @property
+    def where(self) -> str: ...  # its base URL, for messages
+
+    async def query(self, expr: str, at: datetime | None = None) -> QueryResult: ...
+    async def query_range(self, expr: str, start: datetime, end: datetime, step: float) -> QueryResult: ...
+
+
 __all__ = [
     "AwsClient",
     "KubeClient",
     "Obj",
     "PagerDutyClient",
     "PostgresClient",
+    "PrometheusClient",
     "RedisClient",
     "Row",
     "StatuspageClient",
