@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
-from integrations.protocols import AwsClient, KubeClient, PagerDutyClient, PostgresClient, RedisClient, StatuspageClient
+from integrations.protocols import (
+    AwsClient,
+    KubeClient,
+    PagerDutyClient,
+    PostgresClient,
+    PrometheusClient,
+    RedisClient,
+    StatuspageClient,
+)
 
 if TYPE_CHECKING:
     from commands.parts import Failed
@@ -191,6 +199,7 @@ class Services(TypedDict, total=False):
     redis: RedisClient
     statuspage: StatuspageClient
     pagerduty: PagerDutyClient
+    prometheus: PrometheusClient
     audit: AuditClient
     artefacts: ArtefactStore
     incidents: IncidentsClient
