@@ -26,7 +26,15 @@ from base.settings import Settings
 from commands.args import Arg, UsageError, parse_tokens
 from commands.clients import SERVICE_NAMES, ArtefactStore, AuditClient, IncidentsClient, Services
 from commands.reply import Change, Reply
-from integrations.protocols import AwsClient, KubeClient, PagerDutyClient, PostgresClient, RedisClient, StatuspageClient
+from integrations.protocols import (
+    AwsClient,
+    KubeClient,
+    PagerDutyClient,
+    PostgresClient,
+    PrometheusClient,
+    RedisClient,
+    StatuspageClient,
+)
 
 T = TypeVar("T")
 
@@ -277,6 +285,9 @@ class Context:
                     "STATUSPAGE_API_KEY in the environment.")
         if name == "pagerduty":
             return "PagerDuty is not configured (set PAGERDUTY_ROUTING_KEY)."
+        if name == "prometheus":
+            return ("Prometheus is not configured: set `prometheus.url` in the config (e.g. http://prometheus:9090) "
+                    "and restart the bot.")
         return f"{_SERVICE_NAMES.get(name, name)} is not configured for this bot."
 
     @property
@@ -304,6 +315,10 @@ class Context:
         return self._need("pagerduty", self.services.get("pagerduty"))
 
     @property
+    def prometheus(self) -> PrometheusClient:
+        return self._need("prometheus", self.services.get("prometheus"))
+
+    @property
     def audit(self) -> AuditClient:
         return self._need("audit", self.services.get("audit"))
 
@@ -327,6 +342,7 @@ _SERVICE_NAMES = {
     "audit": "The audit store",
     "artefacts": "The artefact store",
     "incidents": "Incident management",
+    "prometheus": "Prometheus",
 }
 
 __all__ = [
