@@ -14,7 +14,15 @@ import os
 from bot.config import Settings
 from commands.base import Services
 from integrations.errors import IntegrationError
-from integrations.protocols import AwsClient, KubeClient, PagerDutyClient, PostgresClient, RedisClient, StatuspageClient
+from integrations.protocols import (
+    AwsClient,
+    KubeClient,
+    PagerDutyClient,
+    PostgresClient,
+    PrometheusClient,
+    RedisClient,
+    StatuspageClient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +107,20 @@ def pagerduty(settings: Settings) -> PagerDutyClient | None:
     return PagerDuty(cfg.events_url, key, cfg.source, cfg.timeout_seconds)
 
 
+def prometheus(settings: Settings) -> PrometheusClient | None:
+    """Prometheus' HTTP API, when `prometheus.url` is set (`/cf graph`; an alert's context)."""
+    from integrations.prometheus import Prometheus
+
+    cfg = settings.prometheus
+    if not cfg.url:
+        log.info("prometheus not configured: set prometheus.url")
+        return None
+    return Prometheus(cfg.url, cfg.timeout_seconds)
+
+
 # The names `build_services` builds; the platform adds "audit" and "artefacts", the incidents domain
 # "incidents" (commands/clients.py `Services` lists them all). Commands name them in `needs=[...]`.
-BUILT = ("kube", "postgres", "redis", "aws", "statuspage", "pagerduty")
+BUILT = ("kube", "postgres", "redis", "aws", "statuspage", "pagerduty", "prometheus")
 
 
 def build_services(settings: Settings, only: set[str] | None = None) -> Services:
@@ -123,4 +142,6 @@ def build_services(settings: Settings, only: set[str] | None = None) -> Services
         services["statuspage"] = sp_client
     if wanted("pagerduty") and (pd_client := pagerduty(settings)) is not None:
         services["pagerduty"] = pd_client
+    if wanted("prometheus") and (prom_client := prometheus(settings)) is not None:
+        services["prometheus"] = prom_client
     return services
