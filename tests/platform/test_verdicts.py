@@ -190,3 +190,30 @@ async def test_a_verification_cut_short_by_a_restart_is_resumed(sim, kube, sandb
         assert "Not verified" in json.dumps(message(second, request["ts"])["blocks"])
     finally:
         await second.close()
+
+
+async def test_progress_is_posted_while_pods_start_at_most_once_per_interval(sim, tmp_path) -> None:
+    from integrations.kube import Kube
+    from sandbox import Sandbox
+
+    slow = Sandbox(start_seconds=3)  # pods stay ContainerCreating for 3 s, as a real kubelet takes its time
+    await slow.start()
+    kubeconfig = tmp_path / "slow-kubeconfig"
+    slow.write_kubeconfig(str(kubeconfig))
+    kube = Kube.from_config(str(kubeconfig), timeout=10)
+    bot = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": kube},
+                          config={"approvals": {"verify_timeout_seconds": 60, "verify_progress_seconds": 1}})
+    try:
+        request, _ = await request_and_approve(bot, "scale graphql-api 6")
+        lines = bot.thread_texts(request["ts"])
+        progress = [line for line in lines if line.startswith(":hourglass_flowing_sand:")]
+        verdict = next(line for line in lines if "Verified in" in line)
+        assert progress and "graphql-api 3/6 ready" in progress[0] and "3 Pending (ContainerCreating)" in progress[0]
+        took = float(verdict.split("Verified in ")[1].split("s")[0]) if "under a second" not in verdict else 0.0
+        assert took >= 2  # it waited for the pods, not for the API's acceptance
+        assert len(progress) <= took / 1 + 1  # at most one line per verify_progress_seconds
+        assert len(set(progress)) == len(progress)  # and only when something changed
+    finally:
+        await bot.close()
+        kube.close()
+        await slow.stop()
