@@ -6,6 +6,11 @@ milliseconds and the work happens after. HTTP mode serves Bolt at `/slack/events
 `/healthz` and `/readyz` on one aiohttp application; Socket Mode uses Bolt's aiohttp socket handler.
 Signature verification is always on in HTTP mode: there is no setting to turn it off.
 
+Every request body on this application (Slack's endpoint and the Alertmanager webhook alike) is capped
+at `limits.max_body_bytes` before anything parses it: a Content-Length over the cap is refused before a
+byte of the body is read, and a body without one (chunked) is read only up to the cap (aiohttp's
+`client_max_size`, which `request.read()` enforces chunk by chunk) — either way 413 and one log line.
+
 `/slack/events` checks the signature itself before anything reads the body (Bolt would parse it
 first, and an odd body then failed inside Bolt with a traceback): a missing, bad or stale signature or
 a timestamp that is not a number is 401, a replay 409, a signed body whose shape Bolt's routing or our
@@ -19,10 +24,11 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from multidict import CIMultiDictProxy
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -43,7 +49,6 @@ from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
@@ -134,9 +139,7 @@ def build_web_app(bolt: SlackBolt, runtime: Runtime, extra_routes: Sequence[Rout
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return web.json_response({"error": "request body too large"}, status=413)
-        raw = await request.read()  # past client_max_size aiohttp answers 413 itself
+        raw = await request.read()  # at most limits.max_body_bytes (body_limit answers 413 past it)
         text, refused = verified_text(bolt.verifier, raw, request.headers)
         if refused:
             log.warning("refused a Slack request: %s", refused, extra={"remote": request.remote})
@@ -194,7 +197,8 @@ def build_web_app(bolt: SlackBolt, runtime: Runtime, extra_routes: Sequence[Rout
         status = 200 if not problems else 503
         return web.json_response({"ok": not problems, "problems": problems}, status=status)
 
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    max_body = runtime.settings.limits.max_body_bytes
+    web_app = web.Application(client_max_size=max_body, middlewares=[body_limit(max_body)])
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
@@ -203,6 +207,34 @@ def build_web_app(bolt: SlackBolt, runtime: Runtime, extra_routes: Sequence[Rout
         add_routes(web_app, runtime)
     web_app[RUNTIME_KEY] = runtime
     return web_app
+
+
+def body_limit(limit: int) -> Middleware:
+    """aiohttp middleware: a body over `limit` bytes is 413 with one log line, before it is parsed.
+
+    A declared Content-Length over the limit is refused before any of the body is read. A body without
+    one (chunked) is read by the handler's `request.read()`, which stops with `HTTPRequestEntityTooLarge`
+    as soon as more than `client_max_size` (the same limit) has arrived; that is turned into the same 413
+    and line here, instead of aiohttp's plain-text answer."""
+
+    @web.middleware
+    async def limit_body(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return _too_large(request, limit, f"declared {declared} bytes")
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(request, limit, "the body ran past it")
+
+    return limit_body
+
+
+def _too_large(request: web.Request, limit: int, how: str) -> web.Response:
+    log.warning("refused a request body over %d bytes (%s)", limit, how,
+                extra={"path": request.path, "remote": request.remote})
+    return web.json_response({"error": f"request body over {limit} bytes"}, status=413)
 
 
 def verified_text(verifier: SignatureVerifier, raw: bytes, headers: CIMultiDictProxy[str]) -> tuple[str, str]:

@@ -184,14 +184,14 @@ async def test_signed_block_actions_with_odd_shapes_get_400(bot: BotHarness, log
 
 async def test_alert_webhook_deep_json_gets_400(bot: BotHarness, log_buffer: LogBuffer) -> None:
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ALERT_TOKEN}"}
-    for name, body in {"100k-deep array": deep(100_000),
+    for name, body in {"30k-deep array (under the body limit)": deep(30_000),
                        "deep inside a valid payload": json.dumps(am_payload(am_alert("X")))[:-1]
                        + ', "extra": ' + deep(5000) + "}",
                        "not UTF-8": b'{"version": "4", "x": "\xff"}'}.items():
         status, text = await post(alerts_url(bot), body, headers)
         assert status == 400, (name, status, text[:200])
         assert_clean(log_buffer.since_mark(), name)
-    status, _ = await post(alerts_url(bot), deep(100_000), {"Content-Type": "application/json"})
+    status, _ = await post(alerts_url(bot), deep(30_000), {"Content-Type": "application/json"})
     assert status == 401
     assert_clean(log_buffer.since_mark(), "unauthorized deep")
 
