@@ -16,11 +16,18 @@ first, and an odd body then failed inside Bolt with a traceback): a missing, bad
 a timestamp that is not a number is 401, a replay 409, a signed body whose shape Bolt's routing or our
 listeners would trip over (`bot.listening.parse_delivery`) 400 — each with one log line. Only then
 does Bolt see the request (and verify it again, as it always does).
+
+Bolt's first middleware of ours is the per-user rate limit (`CommandRateLimit`, see `bot.ratelimit`):
+past `limits.commands_per_minute` slash commands and button clicks in a sliding minute, a person's
+request is acknowledged as usual but nothing runs; they are told when they can go on. It sits in Bolt
+rather than in the HTTP handler so that Socket Mode is limited the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -33,17 +40,20 @@ from multidict import CIMultiDictProxy
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from base.durations import duration_text
 from bot import logs
 from bot.blocks import APPROVE, DENY
 from bot.change_buttons import change_buttons
 from bot.listening import click_origin, guarded, parse_delivery, request_key
-from bot.messenger import Origin
+from bot.messenger import DeliveryError, Origin
+from bot.ratelimit import SlidingWindow, Verdict
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
 
@@ -87,6 +97,7 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
         request_verification_enabled=True,
         process_before_response=False,
     )
+    app.use(CommandRateLimit(runtime))
 
     @app.command("/cf")
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -123,6 +134,72 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
 
     return app
 
+
+
+class CommandRateLimit(AsyncMiddleware):
+    """At most `limits.commands_per_minute` slash commands and button clicks per person in a sliding
+    minute (`bot.ratelimit.SlidingWindow`, in this process). A request past it is acknowledged at once
+    and nothing runs: a slash command's ack itself tells the person when they can go on (no Web API
+    call, so a flood costs Slack nothing); a click's ack cannot carry text, so the first refused click
+    of a burst is answered privately through its response_url and the rest of that burst silently.
+    Modal submissions and events are not counted."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.window = SlidingWindow(runtime.settings.limits.commands_per_minute, 60.0, clock=runtime.dispatcher.clock)
+        self._answers: set[asyncio.Task[Any]] = set()
+
+    @property
+    def name(self) -> str:
+        return "CommandRateLimit"
+
+    async def async_process(self, *, req: AsyncBoltRequest, resp: BoltResponse,
+                            next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
+        body = req.body
+        user = counted_user(body)
+        verdict = self.window.check(user, request_key(body)) if user is not None else None
+        if verdict is None or verdict.allowed:
+            await next()
+            return resp
+        text = slow_down_text(self.window.limit, verdict)
+        if verdict.first_refusal:
+            log.warning("rate limited a user", extra={"user": user, "limit": self.window.limit,
+                                                      "retry_after_s": math.ceil(verdict.retry_after)})
+        if "command" in body:
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+        if verdict.first_refusal:
+            task = asyncio.create_task(self.runtime.track(self._tell(click_origin(body), text)))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
+        return BoltResponse(status=200, body="")
+
+    async def _tell(self, origin: Origin, text: str) -> None:
+        try:
+            await self.runtime.messenger.respond(origin, text)
+        except DeliveryError as exc:
+            log.warning("could not tell a rate-limited user to slow down", extra={"user": origin.user,
+                                                                                   "error": exc.code})
+
+
+def counted_user(body: dict[str, Any]) -> str | None:
+    """Who sent a request the rate limit counts (a slash command or a button click), else None.
+    A slash command without a user id counts for "" (one shared window for all of them)."""
+    if "command" in body:
+        user = body.get("user_id")
+        return user if isinstance(user, str) else ""
+    if body.get("type") == "block_actions":
+        who = body.get("user")
+        user = who.get("id") if isinstance(who, dict) else who
+        return user if isinstance(user, str) else ""
+    return None
+
+
+def slow_down_text(limit: int, verdict: Verdict) -> str:
+    wait = max(math.ceil(verdict.retry_after), 1)
+    at = time.strftime("%H:%M:%S", time.gmtime(verdict.go_on_at + (wait - verdict.retry_after)))
+    return (f":hourglass_flowing_sand: Slow down: you have sent {limit} commands and clicks in the last minute, "
+            f"the most I take from one person. Nothing was run. You can go on in {duration_text(wait)} "
+            f"(at {at} UTC).")
 
 
 def _action_value(body: dict[str, Any]) -> str:
