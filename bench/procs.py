@@ -19,6 +19,7 @@ namespace: collaboration
 incident_channel: C0INCIDENT
 rbac: {viewer: ["*"], operator: [U0OPERATOR], approver: [U0APPROVER], admin: [U0ADMIN]}
 approvals: {ttl_minutes: 15}
+limits: {commands_per_minute: 1000000}  # the load comes from one user: measure the work, not the rate limit
 """
 
 
