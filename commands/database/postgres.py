@@ -2,7 +2,7 @@
 
 Every command here runs in a read-only session on the monitored database with a statement timeout
 (see `integrations.postgres`); thresholds are `targets.postgres` settings whose defaults are the
-runbook's (160 connections, 1000 ms, 5 minutes). The three changes live in `database_changes.py`.
+runbook's (160 connections, 1000 ms, 5 minutes). The three changes live in `postgres_changes.py`.
 The "Database" line of `/cf status` is registered here.
 """
 

@@ -1,7 +1,7 @@
-"""What the two Database command modules share: name converters, formatting.
+"""What the PostgreSQL command modules share: name converters, formatting, labels for empty groups.
 
-Not a command module (the leading underscore keeps `commands.catalog` from loading it as one), so
-`database.py` and `database_changes.py` can both import it without importing each other.
+Not a command module (it lives in `commands/support`, which `commands.catalog` does not load as commands),
+so `commands/database/postgres.py` and `postgres_changes.py` can both import it without importing each other.
 """
 
 from __future__ import annotations
