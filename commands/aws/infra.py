@@ -20,6 +20,7 @@ from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, failures, optional
 from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
 from commands.support.awsfmt import ago, stamp, utc
+from commands.support.node_verify import evictable, terminate_verified
 from integrations.awserrors import ApiUnavailable
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
@@ -107,17 +108,6 @@ async def nodegroup_scale(ctx: Context, min: int, max: int, desired: int, nodegr
 # --- node terminate -----------------------------------------------------------------------------
 
 
-def _evictable(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What `kubectl drain` would evict: not DaemonSet-owned, not a mirror pod, not finished."""
-    def skipped(pod: dict[str, Any]) -> bool:
-        owners = pod.get("metadata", {}).get("ownerReferences") or []
-        mirror = "kubernetes.io/config.mirror" in (pod.get("metadata", {}).get("annotations") or {})
-        done = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-        return mirror or done or any(o.get("kind") == "DaemonSet" for o in owners)
-
-    return [p for p in pods if not skipped(p)]
-
-
 async def _node_instance(ctx: Context, node: str) -> tuple[dict[str, Any], str]:
     try:
         obj = await ctx.kube.get_node(node)
@@ -141,7 +131,7 @@ async def _node_instance(ctx: Context, node: str) -> tuple[dict[str, Any], str]:
 )
 async def node_terminate(ctx: Context, node: str) -> Change:
     obj, instance_id = await _node_instance(ctx, node)
-    left = _evictable(await ctx.kube.pods_on_node(node))
+    left = evictable(await ctx.kube.pods_on_node(node))  # the drain verifier's own definition
     if left:
         shown = ", ".join(f"`{p['metadata'].get('namespace')}/{p['metadata']['name']}`" for p in left[:5])
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""
@@ -159,18 +149,21 @@ async def node_terminate(ctx: Context, node: str) -> Change:
 
     async def apply() -> Outcome:
         again = await ctx.kube.pods_on_node(node)
-        if _evictable(again):
+        if evictable(again):
             raise CommandError(f"Pods were scheduled onto `{node}` since the request; drain it again. "
                                "The instance was not terminated.")
         result = await ctx.aws.terminate_instance(instance_id)
         return Outcome(before=f"{instance_id} {result.get('PreviousState', {}).get('Name', state)}",
                        after=f"{instance_id} {result.get('CurrentState', {}).get('Name')}; the node group's Auto "
-                             "Scaling group launches a replacement")
+                             "Scaling group launches a replacement", verify=terminate_verified(instance_id))
 
     return Change(summary=f"Terminate EC2 instance {instance_id} (node {node}, {zone})",
                   current=f"{instance_id} {state}, {instance.get('InstanceType', '?')} in {zone}; no evictable pods",
+                  basis=f"{instance_id} {state}",  # evictable pods are checked again when it runs
                   desired="terminated; the Auto Scaling group replaces it", apply=apply,
-                  target=f"instance/{instance_id}", warnings=warnings)
+                  target=f"instance/{instance_id}", warnings=warnings,
+                  no_undo="a terminated instance cannot come back; the node group's Auto Scaling group launches "
+                          "a replacement")
 
 
 # --- ALB, S3, AWS Health ------------------------------------------------------------------------
