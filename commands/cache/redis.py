@@ -259,6 +259,10 @@ async def redis_expire_scan(ctx: Context) -> Change:
         target=f"redis {client.where}",
         warnings=[f"The pass uses SCAN COUNT {client.scan_count} and stops after {budget:g} s; the server keeps "
                   "serving meanwhile."],
+        # keys, TTLs and memory move by themselves (expiry is the point); what the approval stands on is that
+        # this is still the primary (a replica cannot delete them)
+        basis=f"{client.where} is the primary",
+        no_undo="the keys it deletes had already expired: no command could read them, and none brings them back",
     )
 
 
