@@ -5,6 +5,10 @@ pod through the Eviction API so PodDisruptionBudgets are honoured (a 429 is retr
 seconds until the timeout), skip DaemonSet and mirror pods, and wait for each evicted pod to be gone.
 Progress goes to the request's thread; a drain that cannot finish stops with a message that names
 the pods and budgets in the way, and leaves the node cordoned.
+
+Every change here ends with a verdict read from the cluster (commands/support/node_verify.py): the cordon
+flag read back, or for a drain no evictable pod left on the node. Cordon and uncordon undo each other; a
+drain has no undo (its pods run elsewhere now), only the uncordon that makes the node schedulable again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from base.text import one_line, plural
 from commands.args import duration, k8s_name, opt, pos, switch
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.parts import Failed, degraded, optional
-from commands.reply import Change, Note, Outcome, Part, Reply, Table
+from commands.reply import Change, Note, Outcome, Part, Reply, Table, Undo
 from commands.support.kube import (
     age,
     cpu_text,
@@ -31,6 +35,7 @@ from commands.support.kube import (
     pod_requests,
     quantity,
 )
+from commands.support.node_verify import cordon_verified, drain_verified
 from integrations.errors import NotFound
 from integrations.kube import TooManyRequests
 
@@ -87,21 +92,32 @@ def _cordoned(node: Obj) -> bool:
     return bool(node.get("spec", {}).get("unschedulable"))
 
 
+def _flag(cordoned: bool) -> str:
+    return "cordoned" if cordoned else "schedulable"
+
+
 async def _cordon_change(ctx: Context, name: str, cordon: bool) -> Change:
+    """Verified by `spec.unschedulable` read back; undone by the other one (when it changed anything)."""
     node = await find_node(ctx, name)
     verb = "Cordon" if cordon else "Uncordon"
-    warnings = []
+    warnings, no_undo = [], ""
     if _cordoned(node) == cordon:
-        warnings.append(f"It is already {'cordoned' if cordon else 'schedulable'}; approving changes nothing.")
+        warnings.append(f"It is already {_flag(cordon)}; approving changes nothing.")
+        no_undo = f"nothing to undo: the node was already {_flag(cordon)}"
 
     async def apply() -> Outcome:
-        before = node_status(await ctx.kube.get_node(name))
+        was = await ctx.kube.get_node(name)
         after = node_status(await ctx.kube.set_unschedulable(name, cordon))
-        return Outcome(before=before, after=after)
+        undo = None
+        if _cordoned(was) != cordon:
+            undo = (Undo("node uncordon", {"node": name}, f"uncordon node {name}: schedulable again") if cordon
+                    else Undo("node cordon", {"node": name}, f"cordon node {name} again"))
+        return Outcome(before=node_status(was), after=after, verify=cordon_verified(name, cordon), undo=undo)
 
     desired = "SchedulingDisabled: no new pods; running pods stay" if cordon else "schedulable again"
-    return Change(summary=f"{verb} node {name}", current=node_status(node), desired=desired, apply=apply,
-                  target=f"node/{name}", warnings=warnings)
+    # readiness moves by itself; the approval is bound to the flag a person sets
+    return Change(summary=f"{verb} node {name}", current=node_status(node), basis=_flag(_cordoned(node)),
+                  desired=desired, apply=apply, target=f"node/{name}", warnings=warnings, no_undo=no_undo)
 
 
 @command(
@@ -207,10 +223,17 @@ async def node_drain(ctx: Context, node: str, timeout: int | None = None, force:
     async def apply() -> Outcome:
         return await _run_drain(ctx, node, force, limit)
 
+    # Readiness and the pod count move by themselves (the scheduler); the approval is bound to the node itself
+    # (its instance) and, with --force, to the unmanaged pods the approver was warned about.
+    provider = found.get("spec", {}).get("providerID") or found["metadata"].get("uid", "?")
+    unmanaged = f"; unmanaged pods: {', '.join(sorted(_ref(p) for p in plan.unmanaged))}" if plan.unmanaged else ""
     return Change(summary=f"Drain node {node}: cordon, evict {plural(len(plan.evict), 'pod')}, skip {skipped}",
                   current=f"{node_status(found)}, {plural(len(plan.evict), 'evictable pod')}",
+                  basis=f"node {node} ({provider}){unmanaged}",
                   desired=f"cordoned, no evictable pods (gives up after {limit}s)", apply=apply,
-                  target=f"node/{node}", warnings=warnings)
+                  target=f"node/{node}", warnings=warnings,
+                  no_undo=f"evicted pods were rescheduled elsewhere; `/cf node uncordon {node}` makes the node "
+                          "schedulable again")
 
 
 async def _run_drain(ctx: Context, node: str, force: bool, limit: int) -> Outcome:
@@ -240,7 +263,8 @@ async def _run_drain(ctx: Context, node: str, force: bool, limit: int) -> Outcom
     after = f"{cordoned}, {plural(total, 'pod')} evicted, {plural(len(plan.daemonsets), 'DaemonSet pod')} left"
     detail = Reply(title=f"Drained {node}", parts=[Table(["POD", "RESULT"], [[_ref(p), "evicted"] for p in plan.evict],
                                                           empty="There was nothing to evict.")])
-    return Outcome(before=f"{before}, {plural(total, 'evictable pod')}", after=after, detail=detail)
+    return Outcome(before=f"{before}, {plural(total, 'evictable pod')}", after=after, detail=detail,
+                   verify=drain_verified(node))
 
 
 async def _evict_until_gone(ctx: Context, pod: Obj, deadline: float) -> str | None:
