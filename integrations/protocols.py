@@ -13,7 +13,7 @@ is removed, so each Protocol stays the list of what commands really need.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -175,7 +175,19 @@ class PrometheusClient(Protocol):
     async def query_range(self, expr: str, start: datetime, end: datetime, step: float) -> QueryResult: ...
 
 
+class AlertmanagerClient(Protocol):
+    """Alertmanager's HTTP API v2 (`integrations.alertmanager.Alertmanager`): an alert message's silences."""
+
+    @property
+    def where(self) -> str: ...  # its base URL, for messages
+
+    async def create_silence(self, labels: Mapping[str, str], starts: datetime, ends: datetime, created_by: str,
+                             comment: str) -> str: ...
+    async def expire_silence(self, silence_id: str) -> None: ...
+
+
 __all__ = [
+    "AlertmanagerClient",
     "AwsClient",
     "KubeClient",
     "Obj",
