@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from integrations.protocols import (
+    AlertmanagerClient,
     AwsClient,
     KubeClient,
     PagerDutyClient,
@@ -200,6 +201,7 @@ class Services(TypedDict, total=False):
     statuspage: StatuspageClient
     pagerduty: PagerDutyClient
     prometheus: PrometheusClient
+    alertmanager: AlertmanagerClient
     audit: AuditClient
     artefacts: ArtefactStore
     incidents: IncidentsClient
