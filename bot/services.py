@@ -15,6 +15,7 @@ from bot.config import Settings
 from commands.base import Services
 from integrations.errors import IntegrationError
 from integrations.protocols import (
+    AlertmanagerClient,
     AwsClient,
     KubeClient,
     PagerDutyClient,
@@ -118,9 +119,20 @@ def prometheus(settings: Settings) -> PrometheusClient | None:
     return Prometheus(cfg.url, cfg.timeout_seconds)
 
 
+def alertmanager(settings: Settings) -> AlertmanagerClient | None:
+    """Alertmanager's v2 API, when `alertmanager.url` is set (the Silence buttons of an alert's message)."""
+    from integrations.alertmanager import Alertmanager
+
+    cfg = settings.alertmanager
+    if not cfg.url:
+        log.info("alertmanager not configured: set alertmanager.url")
+        return None
+    return Alertmanager(cfg.url, cfg.timeout_seconds)
+
+
 # The names `build_services` builds; the platform adds "audit" and "artefacts", the incidents domain
 # "incidents" (commands/clients.py `Services` lists them all). Commands name them in `needs=[...]`.
-BUILT = ("kube", "postgres", "redis", "aws", "statuspage", "pagerduty", "prometheus")
+BUILT = ("kube", "postgres", "redis", "aws", "statuspage", "pagerduty", "prometheus", "alertmanager")
 
 
 def build_services(settings: Settings, only: set[str] | None = None) -> Services:
@@ -144,4 +156,6 @@ def build_services(settings: Settings, only: set[str] | None = None) -> Services
         services["pagerduty"] = pd_client
     if wanted("prometheus") and (prom_client := prometheus(settings)) is not None:
         services["prometheus"] = prom_client
+    if wanted("alertmanager") and (am_client := alertmanager(settings)) is not None:
+        services["alertmanager"] = am_client
     return services
