@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", nargs="?", default=None)
     check.set_defaults(func=_cmd_check)
+
+    from app import audit_cli
+
+    audit_cli.register(sub)  # `cfbot audit verify|export`
     return parser
 
 

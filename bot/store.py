@@ -1,42 +1,21 @@
 """The durable store: actions (the approval state machine) and the audit trail.
 
-One schema, two engines: SQLite (`sqlite:///PATH`, the default) and PostgreSQL (`postgresql://...`,
-through psycopg 3). SQL is written once with `?` placeholders; the PostgreSQL driver rewrites them.
-Every state change of an action is one compare-and-set `UPDATE ... WHERE state IN (...) RETURNING`,
-so two clicks, two approvers or two replicas sharing the database cannot both win a transition.
-
-Migrations are named (not numbered) so that independent features can add their own without
-colliding; they are applied in list order at start-up, under an advisory lock on PostgreSQL.
+One schema, two engines (`bot.drivers`: SQLite, the default, and PostgreSQL). Every state change of an
+action is one compare-and-set `UPDATE ... WHERE state IN (...) RETURNING`, so two clicks, two approvers or
+two replicas sharing the database cannot both win a transition. Audit entries form a hash chain
+(`bot.audit_chain`): each carries SHA-256 over its content and the previous entry's hash, appended under
+a lock in the store, so editing, deleting or reordering an entry is found by `cfbot audit verify`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
-from urllib.parse import unquote, urlparse
+from typing import Any
 
-from base.text import first_line
-
-Row = dict[str, Any]
-T = TypeVar("T")
-
-
-class StoreUnavailable(Exception):
-    """The store could not be reached. Change commands fail closed on this."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    name: str
-    statements: tuple[str, ...]
-
+from bot.audit_chain import entry_hash
+from bot.drivers import Driver, Migration, PostgresDriver, Row, SqliteDriver, StoreUnavailable, open_driver
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -140,201 +119,15 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS cf_actions_verdict ON cf_actions (verdict)",
         ),
     ),
+    # The tamper-evident audit (bot/audit_chain.py): each entry's hash over its content and the previous hash.
+    Migration(
+        "0006_audit_chain",
+        (
+            "ALTER TABLE cf_audit ADD COLUMN prev_hash TEXT",
+            "ALTER TABLE cf_audit ADD COLUMN hash TEXT",
+        ),
+    ),
 ]
-
-
-class Driver(Protocol):
-    dialect: str
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-    async def migrate(self, migrations: Sequence[Migration]) -> list[str]: ...
-
-    async def close(self) -> None: ...
-
-
-def _render(statement: str, dialect: str) -> str:
-    return statement.replace("{serial}", "BIGSERIAL" if dialect == "postgresql" else "INTEGER")
-
-
-class SqliteDriver:
-    """sqlite3 on one thread of its own, one connection; autocommit; WAL for readers.
-
-    The thread is the store's alone, not the event loop's default executor: the store must answer
-    (audit, approvals, scheduler claims, Slack delivery de-duplication) while a hung integration or
-    anything else keeps other threads busy. One thread is all a single connection can use anyway.
-    """
-
-    dialect = "sqlite"
-
-    def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="cf-store")
-        self._closed = False
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-
-    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise StoreUnavailable("the SQLite store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
-        with self._lock:
-            try:
-                cur = self._conn.execute(sql, tuple(params))
-                if want_rows:
-                    return [dict(r) for r in cur.fetchall()]
-                return cur.rowcount
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store error: {exc}") from None
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        rows: list[Row] = await self._on_thread(self._run, sql, params, True)
-        return rows
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        count: int = await self._on_thread(self._run, sql, params, False)
-        return count
-
-    async def migrate(self, migrations: Sequence[Migration]) -> list[str]:
-        def run() -> list[str]:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.execute(
-                        "CREATE TABLE IF NOT EXISTS cf_schema (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-                    )
-                    done = {r[0] for r in self._conn.execute("SELECT name FROM cf_schema")}
-                    applied = []
-                    for m in migrations:
-                        if m.name in done:
-                            continue
-                        for stmt in m.statements:
-                            self._conn.execute(_render(stmt, self.dialect))
-                        self._conn.execute(
-                            "INSERT INTO cf_schema (name, applied_at) VALUES (?, datetime('now'))", (m.name,)
-                        )
-                        applied.append(m.name)
-                    self._conn.execute("COMMIT")
-                    return applied
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-        return await self._on_thread(run)
-
-    async def close(self) -> None:
-        if not self._closed:
-            await self._on_thread(self._conn.close)
-            self._closed = True
-            self._thread.shutdown(wait=False)
-
-
-class PostgresDriver:
-    """psycopg 3, one autocommit connection; reconnects when the server comes back."""
-
-    dialect = "postgresql"
-
-    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
-        self.url = url
-        self.connect_timeout = connect_timeout
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
-
-    async def _connection(self) -> Any:
-        import psycopg
-        from psycopg.rows import dict_row
-
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.connect_timeout),
-                    application_name="cf-bot-store",  # `db kill-long` never terminates cf-bot* sessions
-                )
-            except psycopg.Error as exc:
-                self._conn = None
-                raise StoreUnavailable(f"PostgreSQL store unreachable: {first_line(exc)}") from None
-        return self._conn
-
-    async def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
-        import psycopg
-
-        query = sql.replace("%", "%%").replace("?", "%s")
-        async with self._lock:
-            for attempt in (1, 2):
-                conn = await self._connection()
-                try:
-                    cur = await conn.execute(query, tuple(params))
-                    if want_rows:
-                        return [dict(r) for r in await cur.fetchall()]
-                    return cur.rowcount
-                except psycopg.OperationalError as exc:
-                    await self._drop()
-                    if attempt == 2:
-                        raise StoreUnavailable(f"PostgreSQL store error: {first_line(exc)}") from None
-        raise StoreUnavailable("PostgreSQL store error")  # pragma: no cover - loop always returns or raises
-
-    async def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                await self._conn.close()
-            finally:
-                self._conn = None
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        rows: list[Row] = await self._run(sql, params, True)
-        return rows
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        count: int = await self._run(sql, params, False)
-        return count
-
-    async def migrate(self, migrations: Sequence[Migration]) -> list[str]:
-        async with self._lock:
-            conn = await self._connection()
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7425001)")
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS cf_schema (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-                )
-                cur = await conn.execute("SELECT name FROM cf_schema")
-                done = {r["name"] for r in await cur.fetchall()}
-                applied = []
-                for m in migrations:
-                    if m.name in done:
-                        continue
-                    for stmt in m.statements:
-                        await conn.execute(_render(stmt, self.dialect))
-                    await conn.execute("INSERT INTO cf_schema (name, applied_at) VALUES (%s, now())", (m.name,))
-                    applied.append(m.name)
-                return applied
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
-
-
-def open_driver(url: str) -> Driver:
-    """`sqlite:///relative/path`, `sqlite:////abs/path`, `sqlite://:memory:` or `postgresql://...`."""
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        path = unquote(url[len("sqlite://") :])
-        if path.startswith("/") and not url.startswith("sqlite:////"):
-            path = path[1:]
-        if path in ("", ":memory:", "/:memory:"):
-            path = ":memory:"
-        return SqliteDriver(path or ":memory:")
-    if parsed.scheme in ("postgres", "postgresql"):
-        return PostgresDriver(url)
-    raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got {parsed.scheme or 'nothing'}:)")
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -402,6 +195,8 @@ class AuditEntry:
     detail: dict[str, Any] = field(default_factory=dict)
     incident_id: str | None = None
     request_id: str | None = None
+    prev_hash: str | None = None  # the chain (bot/audit_chain.py); None on entries from before it
+    hash: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:
@@ -595,13 +390,30 @@ class Store:
         incident_id: str | None = None,
         request_id: str | None = None,
     ) -> int:
-        rows = await self.driver.fetch(
-            "INSERT INTO cf_audit (at, action_id, event, actor, command, channel, detail, incident_id, request_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [at, action_id, event, actor, command, channel, json.dumps(detail or {}, sort_keys=True),
-             incident_id, request_id],
+        entry = {"at": at, "action_id": action_id, "event": event, "actor": actor, "command": command,
+                 "channel": channel, "detail": json.dumps(detail or {}, sort_keys=True), "incident_id": incident_id,
+                 "request_id": request_id}
+
+        def params(last: Row | None) -> list[Any]:
+            prev = last["hash"] if last else None
+            return [*entry.values(), prev, entry_hash(prev, entry)]
+
+        rows = await self.driver.insert_chained(
+            "SELECT hash FROM cf_audit WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+            "INSERT INTO cf_audit (at, action_id, event, actor, command, channel, detail, incident_id, request_id, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            params,
         )
         return int(rows[0]["id"])
+
+    async def audit_rows(self, after_id: int, since: float | None = None, limit: int = 5000) -> list[Row]:
+        """Raw audit rows by id, oldest first, with their hashes (`cfbot audit verify|export`)."""
+        where = "id > ?"
+        params: list[Any] = [after_id]
+        if since is not None:
+            where += " AND at >= ?"
+            params.append(since)
+        return await self.driver.fetch(f"SELECT * FROM cf_audit WHERE {where} ORDER BY id LIMIT ?", [*params, limit])
 
     async def audit_tail(self, limit: int) -> list[AuditEntry]:
         rows = await self.driver.fetch("SELECT * FROM cf_audit ORDER BY id DESC LIMIT ?", [limit])
@@ -676,3 +488,10 @@ class Store:
             "INSERT INTO cf_once (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key", [key, now]
         )
         return bool(rows)
+
+
+# the drivers' names stay importable from here, where they lived before bot/drivers.py
+__all__ = ["ACTIVE_STATES", "APPROVED", "DENIED", "DONE", "EXPIRED", "FAILED", "FINAL_STATES", "INTERRUPTED",
+           "MIGRATIONS", "NOT_VERIFIED", "PENDING", "RUNNING", "STALE", "VERIFIED", "VERIFYING", "Action",
+           "AuditEntry", "AuditQuery", "AuditView", "Driver", "Migration", "PostgresDriver", "Row", "SqliteDriver",
+           "Store", "StoreUnavailable", "open_driver"]
