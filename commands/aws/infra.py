@@ -18,9 +18,10 @@ from commands.args import k8s_name, opt, pos, switch, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, failures, optional
-from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text
+from commands.reply import Change, Fields, Level, Note, Outcome, Reply, Table, Text, Undo
 from commands.support.awsfmt import ago, stamp, utc
 from commands.support.node_verify import evictable, terminate_verified
+from commands.support.verify_aws import nodegroup_config
 from integrations.awserrors import ApiUnavailable
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
@@ -96,10 +97,17 @@ async def nodegroup_scale(ctx: Context, min: int, max: int, desired: int, nodegr
         warnings.append("The node group already has this size; approving changes nothing.")
 
     async def apply() -> Outcome:
-        before = _scaling(await ctx.aws.nodegroup(cluster_name, name))
+        was = (await ctx.aws.nodegroup(cluster_name, name)).get("scalingConfig", {})
         update = await ctx.aws.scale_nodegroup(cluster_name, name, min, max, desired)
         after = _scaling(await ctx.aws.nodegroup(cluster_name, name))
-        return Outcome(before=before, after=f"{after} (EKS update {update.get('id')}: {update.get('status')})")
+        old = {"min": int(was.get("minSize", 0)), "max": int(was.get("maxSize", 0)),
+               "desired": int(was.get("desiredSize", 0))}
+        return Outcome(before=_scaling({"scalingConfig": was}),
+                       after=f"{after} (EKS update {update.get('id')}: {update.get('status')})",
+                       verify=nodegroup_config(cluster_name, name, min, max, desired),
+                       undo=Undo("nodegroup scale", {**old, "nodegroup": name},
+                                 f"scale node group {name} back to min {old['min']} / desired {old['desired']} / "
+                                 f"max {old['max']}"))
 
     return Change(summary=f"Scale EKS node group {name} to {wanted}", current=_scaling(ng), desired=wanted,
                   apply=apply, target=f"nodegroup/{name} in {cluster_name}", warnings=warnings)
