@@ -33,3 +33,5 @@ OPEN_STATUSES = INCIDENT_STATUSES[:-1]  # what `incident update --status` may se
 
 # The pod-template annotation `kubectl rollout restart` stamps (a new value rolls every pod).
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# The Deployment annotation `kubectl rollout history` shows per revision (the ReplicaSet copies it).
+CHANGE_CAUSE = "kubernetes.io/change-cause"

@@ -300,6 +300,7 @@ class Approvals:
                 await self.audit.post(action.channel, action.message_ts, text)
 
         ctx = self.make_context(action.requester, action.channel, roles, progress, action.incident_id, spec.needs)
+        ctx.request_id = action.id
         change = await spec.fn(ctx, **action.args)
         if not isinstance(change, Change):
             raise TypeError(f"change command {action.command!r} returned {type(change).__name__}, not Change")

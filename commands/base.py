@@ -255,6 +255,9 @@ class Context:
     progress: Callable[[str], Awaitable[None]] = _no_progress
     incident_id: str | None = None
     needs: frozenset[str] = frozenset()
+    # The change request being run (its id), set by the approval flow when it calls a change's `apply`:
+    # a change may record it on what it writes (restart's change-cause), so the system shows which request.
+    request_id: str | None = None
 
     def narrowed(self, needs: Iterable[str]) -> Context:
         """This context for other code with its own declaration (a status check run by `/cf status`)."""

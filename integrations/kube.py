@@ -31,7 +31,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from base.vocabulary import RESTARTED_AT
+from base.vocabulary import CHANGE_CAUSE, RESTARTED_AT
 from integrations import probes, telemetry
 from integrations.errors import Conflict, Forbidden, IntegrationError, NotFound, Unavailable
 from integrations.workers import NoWorker, Workers
@@ -289,10 +289,15 @@ class Kube:
             )
         )
 
-    async def restart_deployment(self, namespace: str, name: str, at: datetime | None = None) -> Obj:
-        """As `kubectl rollout restart`: stamp the pod template so the controller rolls every pod."""
+    async def restart_deployment(self, namespace: str, name: str, at: datetime | None = None,
+                                 cause: str | None = None) -> Obj:
+        """As `kubectl rollout restart`: stamp the pod template so the controller rolls every pod. `cause`, when
+        given, is recorded as `kubernetes.io/change-cause` in the same patch (as `--record` did): the new
+        ReplicaSet carries it, so `kubectl rollout history` names the cf request behind each revision."""
         stamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        body: Obj = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        if cause:
+            body["metadata"] = {"annotations": {CHANGE_CAUSE: cause}}
         return dict(
             await self._call(
                 self.apps.patch_namespaced_deployment,

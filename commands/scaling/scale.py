@@ -106,7 +106,8 @@ async def restart(ctx: Context, deployment: str) -> Change:
 
     async def apply() -> Outcome:
         at = datetime.now(UTC)
-        patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at)
+        cause = f"cf restart {deployment} (request {ctx.request_id})" if ctx.request_id else None
+        patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at, cause=cause)
         stamp = patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
         undo = (Undo("rollout undo", {"deployment": deployment, "to_revision": int(revision)},
                      f"roll deployment/{deployment} back to revision {revision} (its template before the restart)")

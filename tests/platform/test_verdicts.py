@@ -217,3 +217,29 @@ async def test_progress_is_posted_while_pods_start_at_most_once_per_interval(sim
         await bot.close()
         kube.close()
         await slow.stop()
+
+
+async def test_restart_is_verified_recorded_as_change_cause_and_undone_to_the_revision_before(
+        sim, kube, sandbox, tmp_path) -> None:
+    bot = await verdict_bot(sim, kube, tmp_path, timeout=60)
+    try:
+        before = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "get", "deployment", "websocket-service",
+                               "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}")
+        request, thread = await request_and_approve(bot, "restart websocket-service")
+        action_id = buttons(message(bot, request["ts"]))["cf_undo"]
+        assert "Verified in" in thread and "websocket-service successfully rolled out" in thread
+        history = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "rollout", "history",
+                                "deployment/websocket-service")
+        assert f"cf restart websocket-service (request {action_id})" in history  # kubectl names the request
+        final = json.dumps(message(bot, request["ts"]))
+        assert f"roll deployment/websocket-service back to revision {before}" in final
+
+        await bot.click(request["ts"], "cf_undo", OPERATOR)
+        undo = bot.last_request()
+        await bot.click(undo["ts"], "cf_approve", APPROVER)
+        assert "Verified in" in " ".join(bot.thread_texts(undo["ts"]))
+        template = await kubectl(sandbox.kubeconfig, "-n", "collaboration", "get", "deployment", "websocket-service",
+                                 "-o", "jsonpath={.spec.template.metadata.annotations}")
+        assert "restartedAt" not in template  # the template before the restart had no restart stamp
+    finally:
+        await bot.close()
