@@ -39,6 +39,7 @@ class VendorStandIns:
         app = web.Application()
         app.router.add_post("/v1/pages/{page}/incidents", self._create)
         app.router.add_patch("/v1/pages/{page}/incidents/{incident}", self._update)
+        app.router.add_get("/v1/pages/{page}/incidents/{incident}", self._read)
         app.router.add_post("/v2/enqueue", self._enqueue)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -69,6 +70,7 @@ class VendorStandIns:
         incident_id = f"demo{next(self._ids):04d}"
         incident = {"id": incident_id, "page_id": request.match_info["page"],
                     "shortlink": f"https://stspg.io/{secrets.token_hex(3)}", **body["incident"]}
+        incident["incident_updates"] = [_update_of(body["incident"])]
         self.incidents[incident_id] = incident
         return web.json_response(incident, status=201)
 
@@ -82,6 +84,15 @@ class VendorStandIns:
         if body is None or not isinstance(body.get("incident"), dict):
             return web.json_response({"error": "incident is required"}, status=422)
         incident.update(body["incident"])
+        incident["incident_updates"] = [_update_of(incident), *incident.get("incident_updates", [])]
+        return web.json_response(incident)
+
+    async def _read(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"OAuth {API_KEY}":
+            return web.json_response({"error": "Could not authenticate"}, status=401)
+        incident = self.incidents.get(request.match_info["incident"])
+        if incident is None:
+            return web.json_response({"error": "Incident not found"}, status=404)
         return web.json_response(incident)
 
     async def _enqueue(self, request: web.Request) -> web.Response:
@@ -93,6 +104,11 @@ class VendorStandIns:
         self.events.append(body)
         return web.json_response({"status": "success", "message": "Event processed",
                                   "dedup_key": body.get("dedup_key") or secrets.token_hex(16)}, status=202)
+
+
+def _update_of(incident: dict[str, Any]) -> dict[str, Any]:
+    """One entry of `incident_updates`, newest first, as Statuspage lists them."""
+    return {"status": incident.get("status"), "body": incident.get("body", "")}
 
 
 async def vendors_part(env: DemoEnv) -> DemoPart:

@@ -2,6 +2,7 @@
 
     POST  {api_url}/pages/{page_id}/incidents                 {"incident": {...}}
     PATCH {api_url}/pages/{page_id}/incidents/{incident_id}   {"incident": {...}}
+    GET   {api_url}/pages/{page_id}/incidents/{incident_id}   (read back after a change)
     Authorization: OAuth <api key>
 
 An incident carries `name`, `status` (investigating, identified, monitoring, resolved), `body` (the
@@ -38,10 +39,15 @@ class Statuspage:
         url = f"{self.base}/pages/{self.page_id}/incidents"
         return f"{url}/{incident_id}" if incident_id else url
 
-    async def _send(self, method: str, url: str, what: str, incident: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, method: str, url: str, what: str, incident: dict[str, Any] | None) -> dict[str, Any]:
+        body = None if incident is None else {"incident": incident}
         answer = await self._http.request(method, url, what=what, headers={"Authorization": f"OAuth {self._key}"},
-                                          body={"incident": incident})
+                                          body=body)
         return dict(answer) if isinstance(answer, dict) else {}
+
+    async def get_incident(self, incident_id: str) -> dict[str, Any]:
+        """The incident as the page has it now: `status`, `incident_updates` (newest first), `components`."""
+        return await self._send("GET", self._url(incident_id), f"read incident {incident_id}", None)
 
     async def create_incident(self, name: str, status: str, body: str, impact: str,
                               component_ids: list[str]) -> dict[str, Any]:

@@ -156,12 +156,39 @@ class StandIn:
         raise NotImplementedError
 
 
+@dataclass
 class StatuspageStandIn(StandIn):
+    """Statuspage v1 as cf uses it. Incidents are kept, so a GET reads back what was written (with
+    `incident_updates`, newest first, as the API lists them); `ignore_status` makes the page accept a
+    PATCH but keep its status (a change that did not take, for the *Not verified* tests)."""
+
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ignore_status: bool = False
+
+    @property
+    def writes(self) -> list[Seen]:
+        """What the page was asked to change (reads left out)."""
+        return [r for r in self.requests if r.method != "GET"]
+
     def reply(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         incident = (body or {}).get("incident", {})
+        sp_id = path.rsplit("/", 1)[-1]
+        if method == "GET":
+            found = self.incidents.get(sp_id)
+            return (200, found) if found else (404, {"error": "Incident not found"})
+        update = {"status": incident.get("status"), "body": incident.get("body", "")}
         if method == "POST":
-            return 201, {"id": f"sp{len(self.requests)}", "shortlink": "https://stspg.io/abc", **incident}
-        return 200, {"id": path.rsplit("/", 1)[-1], **incident}
+            created = {"id": f"sp{len(self.requests)}", "shortlink": "https://stspg.io/abc", **incident}
+            self.incidents[created["id"]] = {**created, "incident_updates": [update]}
+            return 201, created
+        stored = self.incidents.get(sp_id)
+        if stored is not None:
+            kept = stored["status"]
+            stored.update(incident)
+            stored["incident_updates"] = [update, *stored["incident_updates"]]
+            if self.ignore_status:
+                stored["status"] = kept
+        return 200, {"id": sp_id, **incident}
 
 
 class PagerDutyStandIn(StandIn):

@@ -3,11 +3,14 @@
 `page` triggers PagerDuty (Events API v2) at once — waking someone up must not wait for an approval
 — with a dedup key tied to the incident, so paging twice updates one alert and resolving the
 incident resolves it. The status page is public communication, so its commands are changes: they
-go through approval unless config `statuspage.require_approval` is false.
+go through approval unless config `statuspage.require_approval` is false. Each ends with a verdict read
+back from Statuspage; opening one can be undone (resolving it), an update or a resolution cannot: what
+subscribers were told stays told.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from base.settings import Settings
@@ -22,8 +25,9 @@ from base.vocabulary import (
 from commands.args import choice, opt, pos, text
 from commands.base import CommandError, Context, Kind, NotConfigured, Role, command
 from commands.clients import IncidentView, StatuspageView
-from commands.reply import Change, Fields, Note, Outcome, Part, Reply, Table, Text
+from commands.reply import Change, Fields, Note, Outcome, Part, Reply, Table, Text, Undo
 from commands.support.incident_args import trailing_options
+from commands.support.verify_statuspage import incident_state
 
 AREA = "Incidents"
 PUBLIC = "This is public: the status page's subscribers are notified."
@@ -167,7 +171,10 @@ async def statuspage_open(ctx: Context, title: str | None = None, status: str = 
             sp_id=str(created.get("id")), incident_id=incident.id if incident else None, title=title, status=status,
             impact=impact, components=names, shortlink=created.get("shortlink"), by=ctx.user)
         link = created.get("shortlink") or created.get("id")
-        return Outcome(before="no public incident", after=f"public incident {link} ({status})")
+        sp_id = str(created.get("id"))
+        return Outcome(before="no public incident", after=f"public incident {link} ({status})",
+                       verify=incident_state(sp_id, status),
+                       undo=Undo("statuspage resolve", {"id": sp_id}, f"resolve the public incident “{title}”"))
 
     warnings = [PUBLIC] + ([] if ids else ["No components are marked affected (add `--components`)."])
     return Change(summary=f"Open a public status page incident: “{title}”", current="no public incident open",
@@ -201,26 +208,49 @@ async def statuspage_update(ctx: Context, text: str, status: str | None = None) 
     async def apply() -> Outcome:
         await client.update_incident(record.id, new_status, text)
         await ctx.incidents.statuspage_changed(record, new_status, ctx.user, text)
-        return Outcome(before=record.status, after=f"{new_status}: {text[:100]}")
+        return Outcome(before=record.status, after=f"{new_status}: {text[:100]}",
+                       verify=incident_state(record.id, new_status, text))
 
     return Change(summary=f"Update the public status page incident “{record.title}”", current=record.status,
-                  desired=f"{new_status}: “{text[:300]}”", apply=apply, target=client.where, warnings=[PUBLIC])
+                  desired=f"{new_status}: “{text[:300]}”", apply=apply, target=client.where, warnings=[PUBLIC],
+                  no_undo="a public update cannot be unsaid; correct it with another update (`/cf statuspage update`)")
+
+
+_SP_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def statuspage_id(raw: str) -> str:
+    """A Statuspage incident id (letters and digits, as the API issues them)."""
+    if not _SP_ID.fullmatch(raw):
+        raise ValueError(f"{literal(raw[:40])} is not a status page incident id (letters and digits).")
+    return raw
+
+
+async def _open_record(ctx: Context, sp_id: str) -> StatuspageView:
+    """The open public incident with this id (an undo names the one it opened, wherever it is run)."""
+    for record in await ctx.incidents.statuspages(None):
+        if record.id == sp_id:
+            return record
+    raise CommandError(f"No open status page incident has id `{sp_id}` (resolved already?). Nothing was changed.")
 
 
 @command(
     "statuspage resolve",
     summary="Resolve the open status page incident and mark its components operational, after approval.",
     area=AREA,
-    args=[pos("TEXT", text, "the closing message (default: a standard one)", default=None, greedy=True)],
+    args=[opt("--id", statuspage_id, "the status page incident (default: this incident's, or the only open one)"),
+          pos("TEXT", text, "the closing message (default: a standard one)", default=None, greedy=True)],
     kind=Kind.change,
     role=Role.operator,
     approval=_status_page_approval,
     example="/cf statuspage resolve",
     needs=["statuspage", "incidents"],
 )
-async def statuspage_resolve(ctx: Context, text: str | None = None) -> Change:
+async def statuspage_resolve(ctx: Context, text: str | None = None, id: str | None = None) -> Change:
+    text, extra = trailing_options(text, {"--id": statuspage_id}, "statuspage resolve")
+    id = extra.get("id", id)
     client = ctx.statuspage
-    record = await _target(ctx)
+    record = await (_open_record(ctx, id) if id else _target(ctx))
     body = text or "This incident has been resolved. Thank you for your patience."
     ids = [ctx.settings.statuspage.components[n] for n in record.components
            if n in ctx.settings.statuspage.components]
@@ -228,7 +258,10 @@ async def statuspage_resolve(ctx: Context, text: str | None = None) -> Change:
     async def apply() -> Outcome:
         await client.resolve_incident(record.id, body, ids)
         await ctx.incidents.statuspage_changed(record, "resolved", ctx.user, body)
-        return Outcome(before=record.status, after="resolved, components operational")
+        return Outcome(before=record.status, after="resolved, components operational",
+                       verify=incident_state(record.id, "resolved"))
 
     return Change(summary=f"Resolve the public status page incident “{record.title}”", current=record.status,
-                  desired="resolved; components operational", apply=apply, target=client.where, warnings=[PUBLIC])
+                  desired="resolved; components operational", apply=apply, target=client.where, warnings=[PUBLIC],
+                  no_undo="subscribers were told it is resolved, and that cannot be unsaid; if it is not over, "
+                          "open a new public incident (`/cf statuspage open`)")

@@ -117,7 +117,7 @@ async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, p
     await bot.slash("statuspage open --components editor,api", user=OPERATOR, channel=cid)
     assert statuspage_site.requests == []  # public communication waits for a second person
     request = await approve_last(bot, cid)
-    [opened] = statuspage_site.requests
+    [opened] = statuspage_site.writes  # (and the reads that verified it)
     assert opened.body["incident"]["name"] == "Editor is down"  # the incident's title by default
     assert opened.body["incident"]["impact_override"] == "critical"  # from SEV1
     assert opened.body["incident"]["components"] == {"cmp-editor": "major_outage", "cmp-api": "major_outage"}
@@ -129,7 +129,7 @@ async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, p
     assert offer["value"] == "statuspage update --status identified 'Root cause found'"
     await bot.click(update["ts"], offer["action_id"], OPERATOR, channel=cid)
     await approve_last(bot, cid)
-    patch = statuspage_site.requests[-1]
+    patch = statuspage_site.writes[-1]
     assert patch.method == "PATCH" and patch.body["incident"] == {
         "status": "identified", "body": "Root cause found", "deliver_notifications": True}
 
@@ -147,7 +147,7 @@ async def test_incident_with_status_page_and_paging(bot, sim, statuspage_site, p
     resolution = sim.messages(cid)[-1]
     await bot.click(resolution["ts"], button(resolution, "Resolve status page")["action_id"], OPERATOR, channel=cid)
     await approve_last(bot, cid)
-    closing = statuspage_site.requests[-1]
+    closing = statuspage_site.writes[-1]
     assert closing.body["incident"]["status"] == "resolved"
     assert closing.body["incident"]["components"] == {"cmp-editor": "operational", "cmp-api": "operational"}
     events = [e.event for e in await bot.runtime.store.audit_for_incident("INC-1")]
@@ -162,10 +162,10 @@ async def test_statuspage_without_approval_when_configured(sim, tmp_path, status
                           config={"statuspage": {"page_id": "page123", "require_approval": False}})
     try:
         await harness.slash("statuspage open Scheduled database maintenance --impact minor", user=OPERATOR)
-        assert len(statuspage_site.requests) == 1
-        assert statuspage_site.requests[0].body["incident"]["name"] == "Scheduled database maintenance"
+        assert len(statuspage_site.writes) == 1
+        assert statuspage_site.writes[0].body["incident"]["name"] == "Scheduled database maintenance"
         await harness.slash("statuspage resolve", user=OPERATOR)
-        assert statuspage_site.requests[-1].body["incident"]["status"] == "resolved"
+        assert statuspage_site.writes[-1].body["incident"]["status"] == "resolved"
         await harness.slash("statuspage update --status monitoring nothing is open now", user=OPERATOR)
         assert any("No status page incident is open" in t for t in harness.private_texts())
     finally:
