@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--kubeconfig", default="./var/sandbox.kubeconfig")
     sb.add_argument("--scenario", default=None, help="fault scenario for fire drills")
     sb.add_argument("--pods", type=int, default=0, help="extra pods to seed (scale tests)")
+    sb.add_argument("--start-seconds", type=float, default=2.0,
+                    help="seconds a new pod takes to run and be ready (default 2; 0: at once)")
+    sb.add_argument("--hpa-sync-seconds", type=float, default=15.0,
+                    help="HPA controller period: a deployment scaled outside its HPA's bounds goes back "
+                         "(default 15; 0: HPAs never act)")
     sb.set_defaults(func=_cmd_sandbox)
 
     demo = sub.add_parser("demo", help="the bot in a terminal, against the sandbox: no Slack, no cluster")
@@ -79,7 +84,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import serve_forever
 
     try:
-        serve_forever(args.port, args.kubeconfig, scenario=args.scenario, extra_pods=args.pods, host=args.host)
+        serve_forever(args.port, args.kubeconfig, scenario=args.scenario, extra_pods=args.pods, host=args.host,
+                      start_seconds=args.start_seconds, hpa_sync_seconds=args.hpa_sync_seconds or None)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     except OSError as exc:

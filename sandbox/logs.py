@@ -187,6 +187,9 @@ def container_lines(pod: dict[str, Any], container: str | None, now: datetime, q
     if dig(cs, "state", "waiting") and terminated:
         start, end = parse_time(terminated["startedAt"]) or now, parse_time(terminated["finishedAt"]) or now
         return _lines(pod, container, start, end, seed + 1, terminated.get("reason") == "OOMKilled")
+    if dig(cs, "state", "waiting"):  # never ran yet (ContainerCreating): nothing to read
+        reason = dig(cs, "state", "waiting", "reason", default="")
+        raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
     started = parse_time(dig(cs, "state", "running", "startedAt") or dig(pod, "status", "startTime"))
     return _lines(pod, container, started or now, now, seed, False)
 

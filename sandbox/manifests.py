@@ -109,7 +109,7 @@ def load_generator(replicas: int) -> dict[str, Any]:
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
                      "name": "load-generator", "image": f"{REGISTRY}/load-generator:0.4.0",
                      "args": ["--target=http://graphql-api", "--rps=5"],
-                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                     "resources": {"requests": {"cpu": "2m", "memory": "8Mi"},  # 1,500 fit beside the apps
                                    "limits": {"cpu": "50m", "memory": "64Mi"}}}]}}},
     }
 

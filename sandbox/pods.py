@@ -1,9 +1,11 @@
-"""Pod construction and the kubelet's side of a pod's life, without the waiting.
+"""Pod construction and the kubelet's side of a pod's life.
 
-A controller builds a pod from its template here, the scheduler picks a node, and
-`start` writes the status a healthy kubelet would report a few seconds later: Running,
-Ready, container statuses, IPs. Readiness follows the node (a NotReady node's pods are
-not ready), which is what the node-not-ready scenario shows.
+A controller builds a pod from its template here; the scheduler (`scheduling.py`) picks a node and
+`bind` records it there, containers still being created (Pending, ContainerCreating, not ready);
+`start` writes the status a healthy kubelet reports once they run: Running, Ready, container
+statuses, IPs. How long that takes is the cluster's `start_seconds` (0: at once, in the same
+write). Readiness follows the node (a NotReady node's pods are not ready), which is what the
+node-not-ready scenario shows.
 """
 
 from __future__ import annotations
@@ -66,17 +68,6 @@ def tolerates(pod_spec: dict[str, Any], taint: dict[str, Any]) -> bool:
     return False
 
 
-def fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
-    """The scheduler's filter: Ready, not cordoned, taints tolerated, nodeSelector matched."""
-    if dig(node, "spec", "unschedulable") or not node_ready(node):
-        return False
-    for taint in dig(node, "spec", "taints", default=[]):
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod_spec, taint):
-            return False
-    labels = dig(node, "metadata", "labels", default={})
-    return all(labels.get(k) == v for k, v in (pod_spec.get("nodeSelector") or {}).items())
-
-
 def pod_ready(pod: dict[str, Any]) -> bool:
     for cond in dig(pod, "status", "conditions", default=[]):
         if cond.get("type") == "Ready":
@@ -123,11 +114,57 @@ def _condition(type_: str, status: bool, when: str, reason: str | None = None) -
     return cond
 
 
-def start(pod: dict[str, Any], node: dict[str, Any], store: Any, ip_pool: IpPool) -> None:
-    """Bind `pod` to `node` and give it the status of containers that started cleanly."""
+def _conditions(scheduled_at: str, now: str, started: bool, ready: bool, reason: str | None,
+                message: str | None = None) -> list[dict[str, Any]]:
+    unready = [_condition(type_, ready, now, reason) for type_ in ("Ready", "ContainersReady")]
+    if message:
+        for cond in unready:
+            cond["message"] = message
+    return [
+        _condition("PodReadyToStartContainers", started, now),
+        _condition("Initialized", True, scheduled_at),
+        *unready,
+        _condition("PodScheduled", True, scheduled_at),
+    ]
+
+
+def bind(pod: dict[str, Any], node: dict[str, Any], store: Any) -> None:
+    """Bind `pod` to `node`: the kubelet has it, its containers are still being created."""
     now = rfc3339(store.now())
     spec = pod["spec"]
     spec["nodeName"] = node["metadata"]["name"]
+    host = node_ip(node)
+    names = [c["name"] for c in spec.get("containers") or []]
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": _conditions(now, now, False, False, "ContainersNotReady",
+                                  f"containers with unready status: [{' '.join(names)}]"),
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
+        "startTime": now,
+        "containerStatuses": [
+            {"name": c["name"], "state": {"waiting": {"reason": "ContainerCreating"}}, "lastState": {},
+             "ready": False, "restartCount": 0, "image": c.get("image", ""), "imageID": "", "started": False}
+            for c in spec.get("containers") or []
+        ],
+        "qosClass": qos_class(spec),
+    }
+
+
+def creating(pod: dict[str, Any]) -> bool:
+    """Bound, containers not started yet (what `bind` leaves)."""
+    return any(dig(s, "state", "waiting", "reason") == "ContainerCreating"
+               for s in dig(pod, "status", "containerStatuses", default=[]))
+
+
+def start(pod: dict[str, Any], node: dict[str, Any], store: Any, ip_pool: IpPool) -> None:
+    """Bind `pod` to `node` (if `bind` has not) and give it the status of containers that started cleanly."""
+    now = rfc3339(store.now())
+    spec = pod["spec"]
+    spec["nodeName"] = node["metadata"]["name"]
+    old = pod.get("status") or {}
+    scheduled_at = next((c["lastTransitionTime"] for c in old.get("conditions") or []
+                         if c.get("type") == "PodScheduled" and c.get("status") == "True"), now)
     host = node_ip(node)
     pod_ip = host if spec.get("hostNetwork") else ip_pool.allocate(host, store.rng)
     ready = node_ready(node)
@@ -145,28 +182,33 @@ def start(pod: dict[str, Any], node: dict[str, Any], store: Any, ip_pool: IpPool
         }
         for c in spec.get("containers") or []
     ]
-    reason = None if ready else "ContainersNotReady"
     pod["status"] = {
         "phase": "Running",
-        "conditions": [
-            _condition("PodReadyToStartContainers", True, now),
-            _condition("Initialized", True, now),
-            _condition("Ready", ready, now, reason),
-            _condition("ContainersReady", ready, now, reason),
-            _condition("PodScheduled", True, now),
-        ],
+        "conditions": _conditions(scheduled_at, now, True, ready, None if ready else "ContainersNotReady"),
         "hostIP": host,
         "hostIPs": [{"ip": host}],
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
-        "startTime": now,
+        "startTime": old.get("startTime", now),
         "containerStatuses": statuses,
         "qosClass": qos_class(spec),
     }
 
 
+def scheduling_message(pod: dict[str, Any]) -> str | None:
+    """The scheduler's last word on a pod it could not place (None: it has not failed to)."""
+    for cond in dig(pod, "status", "conditions", default=[]):
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return str(cond.get("message", ""))
+    return None
+
+
 def unschedulable(pod: dict[str, Any], message: str, store: Any) -> None:
+    """Pending, PodScheduled=False (Unschedulable) with the scheduler's message; the condition keeps its
+    transition time while the pod stays unschedulable."""
     now = rfc3339(store.now())
+    if scheduling_message(pod) is not None:
+        now = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     pod["status"] = {
         "phase": "Pending",
         "conditions": [{**_condition("PodScheduled", False, now, "Unschedulable"), "message": message}],

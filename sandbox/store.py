@@ -6,8 +6,9 @@ handed to a watcher or serialized later is a consistent snapshot. Callers follow
 rule (`clone` before editing).
 
 Every write gets the next global resourceVersion, is appended to a bounded history (watches
-resume from it), offered to live watchers, and queued in `dirty` for the controllers, which
-the API layer runs after each request.
+resume from it), offered to live watchers, queued in `dirty` for the controllers, which
+the API layer runs after each request, and shown to `observers` (indexes that must be current
+within a controller pass, such as the scheduler's per-node requests).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Store:
         self._dropped_upto = 0
         self.history: deque[Change] = deque(maxlen=HISTORY)
         self.dirty: Changes = []
+        self.observers: list[Callable[[Change], None]] = []  # told of every write at once (scheduler's usage)
         self._watchers: dict[tuple[str, str, str], set[Watcher]] = {}
 
     # --- time and ids --------------------------------------------------------------------
@@ -216,6 +218,8 @@ class Store:
             self._dropped_upto = self.history[0].rv
         self.history.append(change)
         self.dirty.append(change)
+        for observer in self.observers:
+            observer(change)
         for watcher in self._watchers.get(rt.key, ()):
             event = watcher.translate(change)
             if event is not None:

@@ -1,11 +1,16 @@
-"""The workload controllers: Deployment -> ReplicaSets -> Pods, and DaemonSet -> one pod per node.
+"""The workload controllers: Deployment -> ReplicaSets -> Pods (DaemonSets are in `daemonsets.py`).
 
-They follow kube-controller-manager's observable behaviour, minus the waiting: a Deployment
-whose pod template changes gets a new ReplicaSet (`<deploy>-<template hash>`, next
-`deployment.kubernetes.io/revision`) scaled to the desired count while the old ones go to
-zero; a template equal to an old ReplicaSet's (rollout undo) revives that ReplicaSet with a
-new revision number. ReplicaSets create and delete pods to match their replica count.
-Each function reads the store, writes only what changed, and returns.
+They follow kube-controller-manager's observable behaviour: a Deployment whose pod template
+changes gets a new ReplicaSet (`<deploy>-<template hash>`, next `deployment.kubernetes.io/revision`);
+a template equal to an old ReplicaSet's (rollout undo) revives that ReplicaSet with a new revision
+number. A RollingUpdate moves pods over as the real controller does: the new ReplicaSet grows
+while the total stays within replicas + maxSurge, the old ones shrink while the available pods
+stay at or above replicas - maxUnavailable (unhealthy old pods go first), so with pods that take
+time to start the rollout takes that time. Recreate empties the old ReplicaSets before the new one
+grows. A scale during a rollout is not spread proportionally over the ReplicaSets (the real
+controller does); it simply becomes the rollout's new target. ReplicaSets create and delete pods
+to match their replica count. Each function reads the store, writes only what changed, and
+returns; the next change (a pod turned ready) calls it again.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def _percent_or_int(value: Any, total: int, round_up: bool) -> int:
     return int(value or 0)
 
 
-def _owned_alive(ctl: Controllers, owner: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+def owned_alive(ctl: Controllers, owner: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     uid = owner["metadata"]["uid"]
     return [o for o in ctl.store.owned_by(uid, ctl.rt(kind)) if (controller_ref(o) or {}).get("uid") == uid]
 
@@ -66,15 +71,90 @@ def reconcile_deployment(ctl: Controllers, namespace: str, name: str) -> None:
     dep = ctl.store.get(ctl.rt("Deployment"), namespace, name)
     if dep is None:
         return
-    rss = _owned_alive(ctl, dep, "ReplicaSet")
+    rss = owned_alive(ctl, dep, "ReplicaSet")
     if not dep["spec"].get("paused"):
         new_rs = _new_replica_set(ctl, dep, rss)
-        _scale_rs(ctl, dep, new_rs, dep["spec"].get("replicas", 1))  # surge first, as a rolling update does
-        for rs in rss:
-            if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]:
-                _scale_rs(ctl, dep, rs, 0)
+        olds = [rs for rs in owned_alive(ctl, dep, "ReplicaSet") if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
+        if dig(dep, "spec", "strategy", "type") == "Recreate":
+            _recreate(ctl, dep, new_rs, olds)
+        else:
+            _roll(ctl, dep, new_rs, olds)
         _cleanup_history(ctl, dep)
     _update_deployment_status(ctl, namespace, name)
+
+
+def _spec(rs: dict[str, Any]) -> int:
+    return int(rs["spec"].get("replicas", 0))
+
+
+def _available(rs: dict[str, Any]) -> int:
+    return int(dig(rs, "status", "availableReplicas", default=0))
+
+
+def _oldest_first(rss: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rss, key=lambda rs: (rs["metadata"]["creationTimestamp"], rs["metadata"]["name"]))
+
+
+def _fenceposts(dep: dict[str, Any], desired: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) as numbers; both 0 would deadlock, so unavailable becomes 1."""
+    rolling = dig(dep, "spec", "strategy", "rollingUpdate", default={}) or {}
+    surge = _percent_or_int(rolling.get("maxSurge", "25%"), desired, round_up=True)
+    unavailable = _percent_or_int(rolling.get("maxUnavailable", "25%"), desired, round_up=False)
+    return surge, 1 if surge == 0 and unavailable == 0 else unavailable
+
+
+def _roll(ctl: Controllers, dep: dict[str, Any], new_rs: dict[str, Any], olds: list[dict[str, Any]]) -> None:
+    """One step of a rolling update: scale the new ReplicaSet up if the surge allows, else the old ones down."""
+    desired = dep["spec"].get("replicas", 1)
+    surge, unavailable = _fenceposts(dep, desired)
+    total = _spec(new_rs) + sum(_spec(rs) for rs in olds)
+    if _spec(new_rs) > desired:
+        _scale_rs(ctl, dep, new_rs, desired)
+        return
+    if _spec(new_rs) < desired and total < desired + surge:
+        _scale_rs(ctl, dep, new_rs, _spec(new_rs) + min(desired + surge - total, desired - _spec(new_rs)))
+        return
+    new_rs = _scale_rs(ctl, dep, new_rs, _spec(new_rs))  # keeps its desired-replicas note current
+    _scale_down_old(ctl, dep, new_rs, [rs for rs in olds if _spec(rs) > 0], desired - unavailable)
+
+
+def _scale_down_old(ctl: Controllers, dep: dict[str, Any], new_rs: dict[str, Any], olds: list[dict[str, Any]],
+                    min_available: int) -> None:
+    """reconcileOldReplicaSets: first the old pods that are not available, then as many as availability allows."""
+    if not olds:
+        return
+    total = _spec(new_rs) + sum(_spec(rs) for rs in olds)
+    budget = total - min_available - (_spec(new_rs) - _available(new_rs))
+    if budget <= 0:
+        return
+    olds = _oldest_first(olds)
+    cleaned = 0
+    for i, rs in enumerate(olds):
+        unhealthy = _spec(rs) - _available(rs)
+        if cleaned >= budget:
+            break
+        if unhealthy > 0:
+            step = min(budget - cleaned, unhealthy)
+            olds[i] = _scale_rs(ctl, dep, rs, _spec(rs) - step)
+            cleaned += step
+    removable = _available(new_rs) + sum(_available(rs) for rs in olds) - min_available
+    removed = 0
+    for rs in olds:
+        if removed >= removable:
+            break
+        if _spec(rs) > 0:
+            step = min(_spec(rs), removable - removed)
+            _scale_rs(ctl, dep, rs, _spec(rs) - step)
+            removed += step
+
+
+def _recreate(ctl: Controllers, dep: dict[str, Any], new_rs: dict[str, Any], olds: list[dict[str, Any]]) -> None:
+    """Recreate: every old pod goes before the new ReplicaSet gets any."""
+    for rs in olds:
+        _scale_rs(ctl, dep, rs, 0)
+    if any(owned_alive(ctl, rs, "Pod") for rs in olds):
+        return
+    _scale_rs(ctl, dep, new_rs, dep["spec"].get("replicas", 1))
 
 
 def _new_replica_set(ctl: Controllers, dep: dict[str, Any], rss: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,29 +226,31 @@ def _set_deployment_revision(ctl: Controllers, dep: dict[str, Any], rev: int) ->
     ctl.store.update(ctl.rt("Deployment"), updated)
 
 
-def _scale_rs(ctl: Controllers, dep: dict[str, Any], rs: dict[str, Any], replicas: int) -> None:
-    old = rs["spec"].get("replicas", 0)
+def _scale_rs(ctl: Controllers, dep: dict[str, Any], rs: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """Set a ReplicaSet's replicas (and the deployment's desired count on it); the current ReplicaSet back."""
     current = ctl.store.get(ctl.rt("ReplicaSet"), rs["metadata"]["namespace"], rs["metadata"]["name"])
     if current is None:
-        return
+        return rs
+    old = _spec(current)
     desired_note = str(dep["spec"].get("replicas", 1))
     ann = dig(current, "metadata", "annotations", default={})
     if old == replicas and (replicas == 0 or ann.get("deployment.kubernetes.io/desired-replicas") == desired_note):
-        return
+        return current
     updated = clone(current)
     updated["spec"]["replicas"] = replicas
     updated["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = desired_note
-    ctl.store.update(ctl.rt("ReplicaSet"), updated)
+    stored: dict[str, Any] = ctl.store.update(ctl.rt("ReplicaSet"), updated)
     if old != replicas:
         direction = "up" if replicas > old else "down"
         ctl.recorder.record(dep, "Normal", "ScalingReplicaSet",
                             f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {replicas}",
                             "deployment")
+    return stored
 
 
 def _cleanup_history(ctl: Controllers, dep: dict[str, Any]) -> None:
     limit = dep["spec"].get("revisionHistoryLimit", 10)
-    old = [rs for rs in _owned_alive(ctl, dep, "ReplicaSet")
+    old = [rs for rs in owned_alive(ctl, dep, "ReplicaSet")
            if rs["spec"].get("replicas", 0) == 0 and revision(rs) != revision(dep)
            and dig(rs, "status", "replicas", default=0) == 0]
     old.sort(key=revision)
@@ -194,7 +276,7 @@ def _update_deployment_status(ctl: Controllers, namespace: str, name: str) -> No
     dep = ctl.store.get(ctl.rt("Deployment"), namespace, name)
     if dep is None:
         return
-    rss = _owned_alive(ctl, dep, "ReplicaSet")
+    rss = owned_alive(ctl, dep, "ReplicaSet")
     new_rs = next((rs for rs in rss if revision(rs) == revision(dep)), None)
     desired = dep["spec"].get("replicas", 1)
 
@@ -237,13 +319,13 @@ def reconcile_replica_set(ctl: Controllers, namespace: str, name: str) -> None:
     rs = ctl.store.get(ctl.rt("ReplicaSet"), namespace, name)
     if rs is None:
         return
-    pods = _claim(ctl, rs, _owned_alive(ctl, rs, "Pod"))
+    pods = _claim(ctl, rs, owned_alive(ctl, rs, "Pod"))
     want = rs["spec"].get("replicas", 1)
     if len(pods) < want:
         ref = owner_ref(rs, "apps/v1", "ReplicaSet")
         hash_label = {HASH_LABEL: dig(rs, "spec", "template", "metadata", "labels", HASH_LABEL, default="")}
         for _ in range(want - len(pods)):
-            pod_name = _unique_pod_name(ctl, namespace, name)
+            pod_name = unique_pod_name(ctl, namespace, name)
             pod = podlib.from_template(rs["spec"]["template"], pod_name, namespace, ref,
                                        hash_label if hash_label[HASH_LABEL] else {})
             ctl.create_pod(pod)
@@ -273,7 +355,7 @@ def _claim(ctl: Controllers, rs: dict[str, Any], pods: list[dict[str, Any]]) -> 
     return kept
 
 
-def _unique_pod_name(ctl: Controllers, namespace: str, prefix: str) -> str:
+def unique_pod_name(ctl: Controllers, namespace: str, prefix: str) -> str:
     while True:
         name = f"{prefix}-{random_suffix(ctl.store.rng)}"
         if ctl.store.get(ctl.rt("Pod"), namespace, name) is None:
@@ -281,10 +363,11 @@ def _unique_pod_name(ctl: Controllers, namespace: str, prefix: str) -> str:
 
 
 def _victims(pods: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """Scale-down order: unscheduled, then not ready, then the youngest (ReplicaSet controller's)."""
-    def rank(pod: dict[str, Any]) -> tuple[int, int, str, str]:
-        return (0 if not pod["spec"].get("nodeName") else 1, 1 if podlib.pod_ready(pod) else 0,
-                _neg(pod["metadata"]["creationTimestamp"]), pod["metadata"]["name"])
+    """Scale-down order: unscheduled, then still starting, then not ready, then the youngest (ReplicaSet
+    controller's)."""
+    def rank(pod: dict[str, Any]) -> tuple[int, int, int, str, str]:
+        return (0 if not pod["spec"].get("nodeName") else 1, 1 if dig(pod, "status", "phase") == "Running" else 0,
+                1 if podlib.pod_ready(pod) else 0, _neg(pod["metadata"]["creationTimestamp"]), pod["metadata"]["name"])
     return sorted(pods, key=rank)[:count]
 
 
@@ -297,7 +380,7 @@ def _update_rs_status(ctl: Controllers, namespace: str, name: str) -> None:
     rs = ctl.store.get(ctl.rt("ReplicaSet"), namespace, name)
     if rs is None:
         return
-    pods = _owned_alive(ctl, rs, "Pod")
+    pods = owned_alive(ctl, rs, "Pod")
     ready = sum(1 for p in pods if podlib.pod_ready(p))
     status: dict[str, Any] = {"replicas": len(pods)}
     if pods:
@@ -308,57 +391,3 @@ def _update_rs_status(ctl: Controllers, namespace: str, name: str) -> None:
     status["observedGeneration"] = rs["metadata"].get("generation", 1)
     if rs.get("status") != status:
         ctl.store.update(ctl.rt("ReplicaSet"), {**rs, "status": status})
-
-
-# --- DaemonSet ---------------------------------------------------------------------------
-
-
-def reconcile_daemon_set(ctl: Controllers, namespace: str, name: str) -> None:
-    ds = ctl.store.get(ctl.rt("DaemonSet"), namespace, name)
-    if ds is None:
-        return
-    nodes = {n["metadata"]["name"]: n for n in ctl.store.list(ctl.rt("Node"))}
-    selector = dig(ds, "spec", "template", "spec", "nodeSelector", default={})
-    wanted = {n for n, node in nodes.items()
-              if all(dig(node, "metadata", "labels", k) == v for k, v in selector.items())}
-    revision_hash = template_hash(semantic(ds["spec"]["template"]))
-    by_node: dict[str, list[dict[str, Any]]] = {}
-    for pod in _owned_alive(ctl, ds, "Pod"):
-        outdated = dig(pod, "metadata", "labels", "controller-revision-hash") != revision_hash
-        if outdated or pod["spec"].get("nodeName") not in wanted or pod["spec"].get("nodeName") in by_node:
-            ctl.delete_pod(pod)  # a template change rolls every node's pod; strays and doubles go
-            ctl.recorder.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                                "daemonset")
-        else:
-            by_node[pod["spec"]["nodeName"]] = [pod]
-    ref = owner_ref(ds, "apps/v1", "DaemonSet")
-    labels = {"controller-revision-hash": revision_hash,
-              "pod-template-generation": str(ds["metadata"].get("generation", 1))}
-    for node_name in sorted(wanted - set(by_node)):
-        pod = podlib.from_template(ds["spec"]["template"], _unique_pod_name(ctl, namespace, name),
-                                   namespace, ref, labels)
-        pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}}}
-        ctl.create_pod(pod, node=nodes[node_name])
-        ctl.recorder.record(ds, "Normal", "SuccessfulCreate",
-                            f"Created pod: {pod['metadata']['name']}", "daemonset")
-    _update_ds_status(ctl, namespace, name, len(wanted))
-
-
-def _update_ds_status(ctl: Controllers, namespace: str, name: str, desired: int) -> None:
-    ds = ctl.store.get(ctl.rt("DaemonSet"), namespace, name)
-    if ds is None:
-        return
-    pods = _owned_alive(ctl, ds, "Pod")
-    ready = sum(1 for p in pods if podlib.pod_ready(p))
-    status: dict[str, Any] = {"currentNumberScheduled": len(pods), "desiredNumberScheduled": desired,
-                              "numberMisscheduled": 0, "numberReady": ready,
-                              "observedGeneration": ds["metadata"].get("generation", 1),
-                              "updatedNumberScheduled": len(pods)}
-    if ready:
-        status["numberAvailable"] = ready
-    if len(pods) - ready:
-        status["numberUnavailable"] = len(pods) - ready
-    if ds.get("status") != status:
-        ctl.store.update(ctl.rt("DaemonSet"), {**ds, "status": status})

@@ -4,9 +4,11 @@ The world is built in time order on a frozen clock: namespaces and system add-on
 the collaboration services' first release, the current node group three weeks ago (pending
 pods land on it then), each service's latest rollout at a different moment (graphql-api's
 within the hour, so `kubectl get events` has something to say), and finally the events
-older than the API server's one-hour TTL are dropped. Everything goes through the same
-defaulting and controllers as API writes, so ReplicaSets, revisions, pods and statuses are
-exactly what the controllers would have made. Same seed, same cluster.
+older than the API server's one-hour TTL are dropped. Pods take the cluster's `start_seconds`
+to start in the past too (each rollout rolls at that pace on the frozen clock), and every pod
+is running by the present. Everything goes through the same defaulting and controllers as API
+writes, so ReplicaSets, revisions, pods and statuses are exactly what the controllers would
+have made. Same seed (and start_seconds), same cluster.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class World:
         self.now = now or datetime.now(UTC)
 
     def at(self, ago: timedelta) -> None:
-        self.store.freeze_time(self.now - ago)
+        self.cluster.advance(self.now - ago)  # pods bound before then have started by then
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create like `kubectl apply` would (defaults, controllers), keeping any given status."""
@@ -89,7 +91,7 @@ class World:
             self._rollout(name, 4117 + 53 * index)
         if extra_pods and not load_made:
             self._load_generator(extra_pods)
-        self.store.freeze_time(None)
+        self.cluster.advance(None)
         self._refresh_heartbeats()
         self.cluster.recorder.prune(timedelta(hours=1))
         self.store.dirty.clear()

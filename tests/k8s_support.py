@@ -35,8 +35,11 @@ class K8sEnv:
 
 @contextlib.asynccontextmanager
 async def k8s_bot(sim: SlackSim, tmp_path: Path, *, scenario: str | None = None, extra_pods: int = 0,
-                  config: dict[str, Any] | None = None) -> AsyncIterator[K8sEnv]:
-    sandbox = Sandbox(scenario=scenario, extra_pods=extra_pods)
+                  config: dict[str, Any] | None = None, start_seconds: float = 0.0,
+                  hpa_sync_seconds: float | None = None) -> AsyncIterator[K8sEnv]:
+    """`start_seconds`/`hpa_sync_seconds` as `Sandbox` takes them: by default pods start at once, HPAs never act."""
+    sandbox = Sandbox(scenario=scenario, extra_pods=extra_pods, start_seconds=start_seconds,
+                      hpa_sync_seconds=hpa_sync_seconds)
     await sandbox.start()
     kubeconfig = str(tmp_path / "kubeconfig")
     sandbox.write_kubeconfig(kubeconfig)

@@ -44,10 +44,15 @@ async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """`cfbot sandbox` as a separate process: (url, kubeconfig path)."""
+    """`cfbot sandbox` as a separate process: (url, kubeconfig path).
+
+    Pods start at once and HPAs do not act (these tests are about the processes, not the cluster's
+    timing; `tests/kubernetes/test_sandbox_capacity.py` covers the CLI's defaults of 2 s and 15 s).
+    """
     port = free_port()
     kubeconfig = str(tmp_path / "sandbox.kubeconfig")
-    proc = await spawn("sandbox", "--port", str(port), "--kubeconfig", kubeconfig, env=dict(os.environ))
+    proc = await spawn("sandbox", "--port", str(port), "--kubeconfig", kubeconfig, "--start-seconds", "0",
+                       "--hpa-sync-seconds", "0", env=dict(os.environ))
     await wait_http(f"http://127.0.0.1:{port}/version", proc)
     yield f"http://127.0.0.1:{port}", kubeconfig
     await stop(proc)
