@@ -38,11 +38,15 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 async def kube_part(env: DemoEnv) -> DemoPart:
-    """The sandbox cluster, served in-process on a free port, and a Kube client for it."""
+    """The sandbox cluster, served in-process on a free port, and a Kube client for it.
+
+    Timed as `cfbot sandbox` is: new pods take 2 s to start, HPAs sync every 15 s.
+    """
     from integrations.kube import Kube
     from sandbox import Sandbox
+    from sandbox.sandbox import HPA_SYNC_SECONDS, START_SECONDS
 
-    sandbox = Sandbox(scenario=env.scenario)
+    sandbox = Sandbox(scenario=env.scenario, start_seconds=START_SECONDS, hpa_sync_seconds=HPA_SYNC_SECONDS)
     await sandbox.start()
     env.stack.push_async_callback(sandbox.stop)
     kubeconfig = env.workdir / "kubeconfig"
