@@ -17,9 +17,11 @@ from commands.args import duration, opt, pos
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome, Reply, Table
 from commands.support.pg import column_name, index_name, queries, split_table, table_name
+from commands.support.verify_pg import analyzed_since, index_valid, server_now, sessions_gone
 from integrations.protocols import PostgresClient
 
 AREA = "Database"
+NO_UNDO_ANALYZE = "planner statistics keep no previous version to go back to; ANALYZE again at any time"
 
 
 @command(
@@ -48,17 +50,22 @@ async def db_kill_long(ctx: Context, older: int | None = None) -> Change:
         ended = [v for v in done if v["terminated"]]
         spared = len(done) - len(ended)
         after = f"{len(ended)} terminated" + (f", {spared} not terminated (see the thread)" if spared else "")
+        # verified when the terminated sessions are gone and no selected query still runs (a refused one does)
         return Outcome(before=f"{queries(len(done))} older than {duration_text(seconds)}", after=after,
-                       detail=_kill_report(done, db))
+                       detail=_kill_report(done, db), verify=sessions_gone(done) if done else None)
 
     return Change(
         summary=f"Terminate {queries(len(victims))} older than {duration_text(seconds)} in database {db}",
         current=f"{queries(len(victims))}: {shown}{more}",
+        # The list moves by itself (queries end, others pass the threshold), and `apply` re-selects by design
+        # (see the warning): the approval is for the rule "older than AGE", so it is bound to nothing volatile.
+        basis="",
         desired="those queries terminated (pg_terminate_backend); their transactions roll back",
         apply=apply,
         target=f"database {db}",
         warnings=["Only queries still older than the threshold when this is approved are terminated; "
                   "this bot's own sessions, replication and background workers never are."],
+        no_undo="a terminated query cannot be resumed: its transaction rolled back, and its client has to run it again",
     )
 
 
@@ -90,23 +97,31 @@ async def db_analyze(ctx: Context, table: str | None = None) -> Change:
         never, total = await client.never_analyzed()
 
         async def apply_all() -> Outcome:
+            began = await server_now(ctx)
             took = await client.analyze(None, None)
             left, count = await client.never_analyzed()
             return Outcome(before=f"{never} of {total} tables never analyzed",
-                           after=f"ANALYZE took {_secs(took)}; {left} of {count} never analyzed")
+                           after=f"ANALYZE took {_secs(took)}; {left} of {count} never analyzed",
+                           verify=analyzed_since(began))
 
+        # autovacuum analyzes tables by itself, so the count moves: the approval is bound to nothing volatile
         return Change(summary=f"ANALYZE the whole database {db}", current=f"{never} of {total} tables never analyzed",
-                      desired="fresh planner statistics for every table", apply=apply_all, target=f"database {db}")
+                      basis="", desired="fresh planner statistics for every table", apply=apply_all,
+                      target=f"database {db}", no_undo=NO_UNDO_ANALYZE)
     found = await _table(client, table, db)
     name = f"{found['schema']}.{found['table']}"
 
     async def apply() -> Outcome:
+        began = await server_now(ctx)
         took = await client.analyze(found["schema"], found["table"])
         now = await _table(client, name, db)
-        return Outcome(before=_analyzed(found), after=f"analyzed in {_secs(took)}; ~{now['rows']} rows")
+        return Outcome(before=_analyzed(found), after=f"analyzed in {_secs(took)}; ~{now['rows']} rows",
+                       verify=analyzed_since(began, found["schema"], found["table"]))
 
-    return Change(summary=f"ANALYZE {name} in database {db}", current=_analyzed(found),
-                  desired="fresh planner statistics for this table", apply=apply, target=f"table {name}")
+    # its last-analyzed time and row estimate move with autovacuum: bound to the table alone
+    return Change(summary=f"ANALYZE {name} in database {db}", current=_analyzed(found), basis=f"table {name}",
+                  desired="fresh planner statistics for this table", apply=apply, target=f"table {name}",
+                  no_undo=NO_UNDO_ANALYZE)
 
 
 def _secs(seconds: float) -> str:
@@ -154,7 +169,8 @@ async def db_create_index(ctx: Context, table: str, column: str, name: str | Non
         took = await client.create_index(schema, relation, column, index)
         valid = any(ix["name"] == index and ix["valid"] for ix in await client.indexes_of(schema, relation))
         return Outcome(before=f"no index `{index}`",
-                       after=f"`{index}` built in {_secs(took)}" + ("" if valid else " but it is NOT valid"))
+                       after=f"`{index}` built in {_secs(took)}" + ("" if valid else " but it is NOT valid"),
+                       verify=index_valid(schema, relation, index))
 
     return Change(
         summary=f"Create index {index} on {schema}.{relation} ({column}) in database {db}",
@@ -163,6 +179,8 @@ async def db_create_index(ctx: Context, table: str, column: str, name: str | Non
         apply=apply,
         target=f"table {schema}.{relation}",
         warnings=warnings,
+        no_undo=f"cf has no command to drop an index: dropping one that queries may use by then is a decision of "
+                f"its own (`DROP INDEX CONCURRENTLY {schema}.{index}` in psql, which does not block writes)",
     )
 
 
