@@ -66,4 +66,33 @@ INCIDENT_TABLES: tuple[str, ...] = (
 )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("0002_incidents_alerts", INCIDENT_TABLES),)
+# One message per Alertmanager notification group (issue 14 §4): a group's episode (its alerts from the first
+# firing until all are resolved) is one row, its members are `cf_alerts` rows naming it, and its ack and
+# silence live here. `context` is the JSON of the context parts shown on arrival (incidents.alert_context).
+ALERT_GROUPS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS cf_alert_groups (
+        id TEXT PRIMARY KEY,
+        group_key TEXT NOT NULL,
+        episode INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        message_ts TEXT,
+        incident_id TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        context TEXT,
+        acked_by TEXT,
+        acked_at DOUBLE PRECISION,
+        silence_id TEXT,
+        silenced_by TEXT,
+        silenced_until DOUBLE PRECISION
+    )""",
+    "CREATE INDEX IF NOT EXISTS cf_alert_groups_key ON cf_alert_groups (group_key, episode)",
+    "CREATE INDEX IF NOT EXISTS cf_alert_groups_incident ON cf_alert_groups (incident_id)",
+    "ALTER TABLE cf_alerts ADD COLUMN group_id TEXT",
+    "CREATE INDEX IF NOT EXISTS cf_alerts_group ON cf_alerts (group_id)",
+)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0002_incidents_alerts", INCIDENT_TABLES),
+    Migration("0007_alert_groups", ALERT_GROUPS),
+)

@@ -1,6 +1,6 @@
 """Durable records for incidents, alerts, status-page incidents and the scheduled jobs' shared state.
 
-The tables come from the `0002_incidents_alerts` migration in `bot.store`. Everything that more than
+The tables come from the migrations in `incidents.schema`. Everything that more than
 one replica could race on is a single statement that only one writer can win: an incident's number
 (`INSERT ... SELECT max + 1 ... ON CONFLICT DO NOTHING`, retried), an alert occurrence
 (`INSERT ... ON CONFLICT DO NOTHING RETURNING`), an incident's resolution (`UPDATE ... WHERE status
@@ -64,11 +64,37 @@ class AlertRecord:
     message_ts: str | None = None
     incident_id: str | None = None
     resolved_at: float | None = None
+    group_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> AlertRecord:
         data = dict(row)
         data["alert"] = json.loads(data["alert"])
+        return cls(**data)
+
+
+@dataclass
+class AlertGroup:
+    """One Alertmanager notification group's episode: its one Slack message, its ack and its silence."""
+
+    id: str  # what the message's buttons carry
+    group_key: str
+    episode: int  # 1, 2, ...: the group fired again after all its alerts had resolved
+    channel: str
+    created_at: float
+    message_ts: str | None = None
+    incident_id: str | None = None
+    context: list[dict[str, Any]] = field(default_factory=list)
+    acked_by: str | None = None
+    acked_at: float | None = None
+    silence_id: str | None = None
+    silenced_by: str | None = None
+    silenced_until: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> AlertGroup:
+        data = dict(row)
+        data["context"] = json.loads(data.get("context") or "[]")
         return cls(**data)
 
 
@@ -153,10 +179,12 @@ class IncidentStore:
         return Incident.from_row(rows[0]) if rows else None
 
     async def mark_reminded(self, incident_id: str, previous: float | None, now: float) -> bool:
-        """Compare-and-set, so a reminder is posted once even if two ticks overlap."""
+        """Compare-and-set, so a reminder is posted once even if two ticks overlap. False, too, for an
+        incident declared by an alert group someone acknowledged: the Ack button stops its reminders."""
         rows = await self.driver.fetch(
             "UPDATE cf_incidents SET last_reminder_at = ? WHERE id = ? AND status <> ? "
-            "AND COALESCE(last_reminder_at, -1) = ? RETURNING id",
+            "AND COALESCE(last_reminder_at, -1) = ? AND NOT EXISTS (SELECT 1 FROM cf_alert_groups g "
+            "WHERE g.incident_id = cf_incidents.id AND g.acked_at IS NOT NULL) RETURNING id",
             [now, incident_id, RESOLVED, -1 if previous is None else previous],
         )
         return bool(rows)
@@ -166,10 +194,10 @@ class IncidentStore:
     async def claim_alert(self, record: AlertRecord) -> bool:
         """True for the first claim of this occurrence (fingerprint + start time), by any replica."""
         rows = await self.driver.fetch(
-            "INSERT INTO cf_alerts (key, fingerprint, alertname, status, channel, incident_id, received_at, alert) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+            "INSERT INTO cf_alerts (key, fingerprint, alertname, status, channel, incident_id, received_at, alert, "
+            "group_id, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
             [record.key, record.fingerprint, record.alertname, record.status, record.channel, record.incident_id,
-             record.received_at, json.dumps(record.alert, sort_keys=True)],
+             record.received_at, json.dumps(record.alert, sort_keys=True), record.group_id, record.resolved_at],
         )
         return bool(rows)
 
@@ -195,6 +223,77 @@ class IncidentStore:
             [now, key],
         )
         return AlertRecord.from_row(rows[0]) if rows else None
+
+    async def unresolve_alert(self, key: str) -> None:
+        """Undo a resolution whose message could not be redrawn, so Alertmanager's retry can show it."""
+        await self.driver.execute("UPDATE cf_alerts SET status = 'firing', resolved_at = NULL WHERE key = ?", [key])
+
+    # alert groups (one message per Alertmanager group) ---------------------------------------
+
+    async def current_group(self, group_key: str) -> AlertGroup | None:
+        """The group's latest episode."""
+        rows = await self.driver.fetch(
+            "SELECT * FROM cf_alert_groups WHERE group_key = ? ORDER BY episode DESC LIMIT 1", [group_key])
+        return AlertGroup.from_row(rows[0]) if rows else None
+
+    async def get_group(self, group_id: str) -> AlertGroup | None:
+        rows = await self.driver.fetch("SELECT * FROM cf_alert_groups WHERE id = ?", [group_id])
+        return AlertGroup.from_row(rows[0]) if rows else None
+
+    async def claim_group(self, group: AlertGroup) -> bool:
+        """True for the one replica that opens this episode (and posts its message)."""
+        rows = await self.driver.fetch(
+            "INSERT INTO cf_alert_groups (id, group_key, episode, channel, incident_id, created_at, context) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+            [group.id, group.group_key, group.episode, group.channel, group.incident_id, group.created_at,
+             json.dumps(group.context, sort_keys=True)],
+        )
+        return bool(rows)
+
+    async def release_group(self, group_id: str) -> None:
+        """Forget an episode whose message could not be posted (its alerts are released too)."""
+        await self.driver.execute("DELETE FROM cf_alert_groups WHERE id = ? AND message_ts IS NULL", [group_id])
+
+    async def update_group(self, group_id: str, **fields: Any) -> None:
+        if "context" in fields:
+            fields["context"] = json.dumps(fields["context"], sort_keys=True)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self.driver.execute(f"UPDATE cf_alert_groups SET {sets} WHERE id = ?", [*fields.values(), group_id])
+
+    async def group_alerts(self, group_id: str) -> list[AlertRecord]:
+        """The episode's alerts in the order they arrived."""
+        rows = await self.driver.fetch("SELECT * FROM cf_alerts WHERE group_id = ? ORDER BY received_at, key",
+                                       [group_id])
+        return [AlertRecord.from_row(r) for r in rows]
+
+    async def attach_alerts(self, group_id: str, channel: str, message_ts: str, incident_id: str | None) -> None:
+        """The episode's alerts are shown in its message (a claim with no message is one that can be released)."""
+        await self.driver.execute(
+            "UPDATE cf_alerts SET channel = ?, message_ts = ?, incident_id = ? WHERE group_id = ?",
+            [channel, message_ts, incident_id, group_id])
+
+    async def ack_group(self, group_id: str, by: str, now: float) -> AlertGroup | None:
+        """The first acknowledgement wins; None when it was acknowledged already."""
+        rows = await self.driver.fetch(
+            "UPDATE cf_alert_groups SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_at IS NULL RETURNING *",
+            [by, now, group_id])
+        return AlertGroup.from_row(rows[0]) if rows else None
+
+    async def set_silence(self, group_id: str, silence_id: str, by: str, until: float,
+                          previous: str | None) -> AlertGroup | None:
+        """Record a silence in place of `previous` (None: none, or one that has ended); None if someone else won."""
+        rows = await self.driver.fetch(
+            "UPDATE cf_alert_groups SET silence_id = ?, silenced_by = ?, silenced_until = ? "
+            "WHERE id = ? AND COALESCE(silence_id, '') = ? RETURNING *",
+            [silence_id, by, until, group_id, previous or ""])
+        return AlertGroup.from_row(rows[0]) if rows else None
+
+    async def clear_silence(self, group_id: str, silence_id: str) -> AlertGroup | None:
+        """Forget the silence `silence_id` (it was expired); None when the group holds another one, or none."""
+        rows = await self.driver.fetch(
+            "UPDATE cf_alert_groups SET silence_id = NULL, silenced_by = NULL, silenced_until = NULL "
+            "WHERE id = ? AND silence_id = ? RETURNING *", [group_id, silence_id])
+        return AlertGroup.from_row(rows[0]) if rows else None
 
     # status-page incidents --------------------------------------------------------------------
 

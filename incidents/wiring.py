@@ -22,6 +22,7 @@ from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.store import Store
 from commands.base import Registry, Role, Services
+from incidents.alert_actions import AlertControls
 from incidents.alerts import AlertService
 from incidents.home import HomeTab
 from incidents.jobs import HealthJob, RpoJob
@@ -34,6 +35,7 @@ class Operations:
     incidents: IncidentService
     alerts: AlertService
     home: HomeTab
+    controls: AlertControls  # the alert message's Ack / Silence / Unsilence
     jobs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,9 +50,11 @@ def build_operations(*, settings: Settings, store: Store, messenger: Messenger, 
     incidents = IncidentService(settings=settings, store=store, messenger=messenger, audit=audit, registry=registry,
                                 policy=policy, services=services, clock=clock)
     alerts = AlertService(settings=settings, records=incidents.records, messenger=messenger, audit=audit,
-                          incidents=incidents, registry=registry, policy=policy, clock=clock)
+                          incidents=incidents, registry=registry, policy=policy, services=services, clock=clock)
+    controls = AlertControls(records=incidents.records, messenger=messenger, audit=audit, policy=policy,
+                             services=services, redraw=alerts.redraw, clock=clock)
     home = HomeTab(settings, store, incidents.records, messenger, clock)
-    return Operations(incidents=incidents, alerts=alerts, home=home)
+    return Operations(incidents=incidents, alerts=alerts, home=home, controls=controls)
 
 
 def schedule_jobs(ops: Operations, *, scheduler: Scheduler, dispatcher: Dispatcher, settings: Settings,

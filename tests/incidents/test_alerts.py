@@ -1,7 +1,7 @@
 """The Alertmanager webhook through the bot's HTTP app and the Slack simulator: firing, repeated,
 resolved, unknown, critical (declares an incident), crash-looping (labels fill the buttons), bad
-tokens and malformed payloads; the same alert to two replicas on one PostgreSQL is posted once; a
-change button goes through the same approval flow as the typed command."""
+tokens and malformed payloads; the same alerts to two replicas on one PostgreSQL are posted once, as
+their group's one message; a change button goes through the same approval flow as the typed command."""
 
 from __future__ import annotations
 
@@ -60,14 +60,21 @@ async def test_resolved_alert_updates_its_message(bot, sim) -> None:
     assert len(alert_messages(bot)) == 2
 
 
+def runbook_buttons(message: dict) -> list[dict]:
+    """The procedure's buttons (command lines), without the group's own Ack / Silence."""
+    return [b for b in buttons(message) if b["action_id"].startswith("cf_run")]
+
+
 async def test_unknown_alert_gets_generic_triage_and_labels_fill_buttons(bot) -> None:
-    await post_webhook(bot, am_payload(am_alert("SomethingOdd"),
-                                       am_alert("KubePodCrashLooping", labels={"pod": "document-service-7d9f-x2"}),
-                                       am_alert("NodeHighCPU", labels={"instance": "ip-10-0-1-5:9100"}),
-                                       am_alert("PodCrashLooping", fingerprint="nolabel")))
+    # one Alertmanager group per alertname (the shipped route groups by alertname): one message each
+    for alert in (am_alert("SomethingOdd"), am_alert("KubePodCrashLooping", labels={"pod": "document-service-7d9f-x2"}),
+                  am_alert("NodeHighCPU", labels={"instance": "ip-10-0-1-5:9100"}),
+                  am_alert("PodCrashLooping", fingerprint="nolabel")):
+        await post_webhook(bot, am_payload(alert, group=f'{{}}:{{alertname="{alert["labels"]["alertname"]}"}}'))
     odd, crash, node, bare = alert_messages(bot)
     assert "generic triage" in json.dumps(odd["blocks"])
-    assert {b["value"] for b in buttons(odd)} <= {"status", "pods", "events --warnings"} and buttons(odd)
+    assert {b["value"] for b in runbook_buttons(odd)} <= {"status", "pods", "events --warnings"}
+    assert runbook_buttons(odd)
     assert button(crash, "Crash loop report")["value"] == "crashloop document-service-7d9f-x2"
     assert button(crash, "Previous logs")["value"] == "logs document-service-7d9f-x2 --previous"
     assert button(node, "Describe node")["value"] == "describe node ip-10-0-1-5"
@@ -106,12 +113,14 @@ async def test_critical_alert_declares_one_incident_per_group(sim, tmp_path, mon
         incident = (await bot.runtime.ops.incidents.open_incidents())[0]
         assert incident.severity == "sev1" and incident.kind == "database" and incident.title == "182 connections"
         [message] = alert_messages(bot, incident.channel)
-        assert [b["value"] for b in buttons(message)] == ["db connections", "db long-running", "db kill-long"]
+        assert [b["value"] for b in runbook_buttons(message)] == ["db connections", "db long-running", "db kill-long"]
         assert "INC-1" in json.dumps(bot.messages(CHANNEL)[-1]["blocks"])  # announced in #incident-response
         await post_webhook(bot, am_payload(am_alert("PgConnsHigh", severity="critical", fingerprint="other"),
                                            group=group))
         assert len(await bot.runtime.ops.incidents.open_incidents()) == 1
-        assert len(alert_messages(bot, incident.channel)) == 2
+        [grouped] = alert_messages(bot, incident.channel)  # the group's one message, now listing both
+        assert grouped["ts"] == message["ts"]
+        assert "*2 alerts* — 2 firing, 0 resolved" in json.dumps(grouped["blocks"], ensure_ascii=False)
         events = [e.event for e in await bot.runtime.store.audit_for_incident("INC-1")]
         assert events.count("alert_firing") == 2
     finally:
@@ -145,7 +154,9 @@ async def test_two_replicas_post_an_alert_once(sim, pg_url, monkeypatch) -> None
         results = await asyncio.gather(*(post_webhook(h, payload) for h in (one, two, one, two)))
         assert all(status == 200 for status, _ in results)
         assert sum(body["posted"] for _, body in results) == 2
-        assert len(alert_messages(one)) == 2
+        [message] = alert_messages(one)  # both alerts are of one Alertmanager group: one message lists them
+        shown = json.dumps(message["blocks"])
+        assert "*2 alerts*" in shown and "`DatabaseSlowQueries`" in shown and "`RedisHighMemory`" in shown
     finally:
         await one.close()
         await two.close()
