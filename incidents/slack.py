@@ -3,6 +3,7 @@ and the Alertmanager route. `bot.slack_app` calls `register` and `add_routes`.
 
 - `/cf incident declare` alone opens the modal with the slash command's trigger_id (valid for 3 s,
   so it is opened before anything else); every other `/cf` line goes to the dispatcher.
+- A click on an alert group's Ack, Silence or Unsilence button goes to `incidents.alert_actions`.
 - A click on a `cf_run:N` button runs the button's command line as if the clicker had typed it in
   that channel (same parser, roles and approval flow); its answer goes to the message's thread.
 - `app_home_opened` publishes the Home tab.
@@ -21,6 +22,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.listening import click_origin, guarded
 from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
+from incidents.alert_views import ACK, SILENCE, UNSILENCE
 from incidents.alerts import webhook_handler
 from incidents.views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
 from incidents.wiring import operations
@@ -58,6 +60,21 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
         line = str(((body.get("actions") or [{}])[0]).get("value", ""))
         await runtime.track(guarded(runtime.messenger, origin, lambda: runtime.dispatcher.handle(origin, line)),
                             key=request_key(body))
+
+    @app.action(re.compile(f"^({ACK}|{SILENCE}:[0-9]+|{UNSILENCE})$"))
+    async def on_alert_control(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        origin = click_origin(body)
+        action = (body.get("actions") or [{}])[0]
+        ops = operations(runtime)
+        if ops is None:
+            return
+        team = body.get("team") or {}
+        domain = team.get("domain") if isinstance(team, dict) else None
+        action_id, group_id = str(action.get("action_id", "")), str(action.get("value", ""))
+        controls = ops.controls
+        await runtime.track(guarded(runtime.messenger, origin, lambda: controls.handle(
+            action_id, group_id, origin, str(domain) if domain else None)), key=request_key(body))
 
     @app.view(DECLARE_CALLBACK)
     async def on_declare(ack: AsyncAck, body: dict[str, Any]) -> None:
