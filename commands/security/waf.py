@@ -1,6 +1,7 @@
 """Security: the WAF's rate-based rule (the runbook's "rate limiting" response to abuse), after approval.
 
-The limit is changed with WAFv2's lock token and read back, so a concurrent edit is not overwritten.
+The limit is changed with WAFv2's lock token, so a concurrent edit is not overwritten; the verdict reads
+the rule back (verifier "waf-rate-limit"), and Undo sets the limit it had before.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from typing import Any
 
 from commands.args import pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
-from commands.reply import Change, Outcome
+from commands.reply import Change, Outcome, Probe, Undo, Verification
+from commands.verify import verifier
 
 AREA = "Security"
 
@@ -62,9 +64,28 @@ async def waf_rate_limit(ctx: Context, limit: int) -> Change:
         await ctx.aws.update_rule_group(fresh, scope, token)
         again, _ = await ctx.aws.rule_group(name, scope, summary["Id"])
         after = int(_rate_rule(again, ctx.settings.aws.waf_rule)["Statement"]["RateBasedStatement"]["Limit"])
-        return Outcome(before=f"{before:,} requests / 5 min per IP", after=f"{after:,} requests / 5 min per IP")
+        group_id = summary["Id"]
+        verify = Verification("waf-rate-limit", {"group": name, "scope": scope, "group_id": group_id,
+                                                 "rule": target["Name"], "limit": limit},
+                              look_further=f"aws wafv2 get-rule-group --name {name} --scope {scope} --id {group_id}")
+        undo = (Undo("waf rate-limit", {"limit": before},
+                     f"set WAF rule {target['Name']} back to {before:,} requests / 5 min") if before != limit else None)
+        return Outcome(before=f"{before:,} requests / 5 min per IP", after=f"{after:,} requests / 5 min per IP",
+                       verify=verify, undo=undo)
 
     return Change(summary=f"Set WAF rule {rule['Name']} in {name} to {limit:,} requests / 5 min",
                   current=f"{current:,} requests / 5 min per IP ({rule['Name']})",
                   desired=f"{limit:,} requests / 5 min per IP", apply=apply, target=f"waf/{name}/{rule['Name']}",
-                  warnings=warnings)
+                  warnings=warnings,
+                  no_undo=f"nothing to undo: the limit was already {current:,}" if current == limit else "")
+
+
+@verifier("waf-rate-limit", needs=["aws"])
+async def waf_limit_reads_back(ctx: Context, group: str, scope: str, group_id: str, rule: str, limit: int) -> Probe:
+    """The rate-based rule's limit, read back from WAFv2, is the one set."""
+    found, _ = await ctx.aws.rule_group(group, scope, group_id)
+    now = int(_rate_rule(found, rule)["Statement"]["RateBasedStatement"]["Limit"])
+    said = f"WAF rule {rule} reads back {now:,} requests / 5 min per IP"
+    if now == limit:
+        return Probe(done=True, progress=said)
+    return Probe(done=False, progress=said, problem=f"{said}, not {limit:,}: something changed it since")
