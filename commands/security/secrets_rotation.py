@@ -4,11 +4,17 @@ never a mystery.
 Steps, in order: read the current version (to keep the secret's shape: a JSON object keeps its
 keys, each string value made new); write a new random value as a new version, so Secrets Manager
 moves AWSCURRENT to it and keeps the old one as AWSPREVIOUS; rollout-restart every deployment that
-consumes the secret (`aws.secret_consumers`); wait until each has its new pods running. A consumer
-at 0 replicas has no pods to roll: it is not restarted, and the reply says so. If a step fails, the
-error names what has and has not happened and the exact commands to finish or roll back.
+consumes the secret (`aws.secret_consumers`). A consumer at 0 replicas has no pods to roll: it is not
+restarted, and the reply says so. If a step fails, the error names what has and has not happened and
+the exact commands to finish or roll back.
 
-The value itself lives only in local variables of `apply`: replies, progress lines, errors, the audit
+Then the verdict (verifier "secret-consumers-rolled-out", watched for `aws.rollout_timeout_seconds`):
+every restarted consumer's rollout complete by `kubectl rollout status` rules (as "rollout-complete"),
+a consumer at 0 replicas counting as rolled out, and no pod of the new template crash-looping or
+restarting — the sign that the new value is wrong for it. There is no Undo: AWSPREVIOUS still holds
+the old value, but putting it back is a second rotation, a decision of its own (the thread says how).
+
+The value itself lives only in local variables of `_rotate`: replies, progress lines, errors, the audit
 store and logs carry version ids and deployment names, never the value.
 """
 
@@ -18,19 +24,20 @@ import asyncio
 import json
 import re
 import secrets
-import time
 from datetime import UTC, datetime
 from typing import Any
 
+from base.text import plural
 from base.vocabulary import RESTARTED_AT
 from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
-from commands.parts import Failed, failures, optional
-from commands.reply import Change, Outcome, Reply, Table
-from commands.support.kube import pod_ready
+from commands.parts import failures, optional
+from commands.reply import Change, Note, Outcome, Probe, Reply, Table, Verification
+from commands.support.kube_verify import rollout_state, why_waiting
+from commands.verify import verifier
 from integrations.errors import IntegrationError, NotFound, Unavailable
 
-POLL_SECONDS = 2.0
+Obj = dict[str, Any]
 
 
 def secret_name(raw: str) -> str:
@@ -91,6 +98,8 @@ async def secrets_rotate(ctx: Context, secret_id: str | None = None) -> Change:
         desired=f"a new random version as AWSCURRENT (the current one kept as AWSPREVIOUS); rollout restart of "
                 f"{', '.join(consumers)}; their new pods running",
         apply=lambda: _rotate(ctx, name, consumers), target=f"secret/{name}", warnings=warnings,
+        no_undo="the previous value is kept as AWSPREVIOUS, but rolling it back is a second rotation that needs "
+                "its own decision",
     )
 
 
@@ -121,15 +130,18 @@ async def _rotate(ctx: Context, name: str, consumers: list[str]) -> Outcome:
     await ctx.progress(f":key: New version `{new}` of `{name}` is AWSCURRENT; `{old}` is AWSPREVIOUS.")
     stamp, restarted = await _restart_all(ctx, name, consumers, old, new)
     idle = [d for d in consumers if d not in restarted]
-    running = await _wait_for_pods(ctx, name, restarted, stamp, old, new)
-    rows = [[dep, f"{running[dep][0]}/{running[dep][1]}", stamp] if dep in running
-            else [dep, "at 0 replicas: nothing to restart", "—"] for dep in consumers]
-    detail = Reply(title=f"Rotated {name}", parts=[Table(["DEPLOYMENT", "NEW PODS RUNNING", "RESTARTED AT"], rows)],
-                   level="ok")
-    done = [f"{', '.join(restarted)} restarted, new pods running"] if restarted else []
+    rows = [[dep, f"rollout restart at {stamp}"] if dep in restarted else [dep, "at 0 replicas: nothing to restart"]
+            for dep in consumers]
+    detail = Reply(title=f"Rotated {name}", parts=[
+        Table(["DEPLOYMENT", "RESTART"], rows),
+        Note(_rollback(name, old, new, list(restarted)))], level="ok")
+    done = [f"{', '.join(restarted)} restarted"] if restarted else []
     done += [f"{', '.join(idle)} at 0 replicas: nothing to restart"] if idle else []
+    verify = Verification("secret-consumers-rolled-out",
+                          {"deployments": {d: restarted.get(d, 0) for d in consumers}, "stamp": stamp},
+                          timeout=float(ctx.settings.aws.rollout_timeout_seconds), look_further="/cf pods")
     return Outcome(before=f"AWSCURRENT {old}", after=f"AWSCURRENT {new} (AWSPREVIOUS {old}); {'; '.join(done)}",
-                   detail=detail)
+                   detail=detail, verify=verify)
 
 
 async def _idle(ctx: Context, dep: str) -> bool:
@@ -142,10 +154,11 @@ async def _idle(ctx: Context, dep: str) -> bool:
 
 
 async def _restart_all(ctx: Context, name: str, consumers: list[str], old: str, new: str
-                       ) -> tuple[str, list[str]]:
-    """Restart each consumer that has pods; returns the restart stamp and the deployments restarted."""
+                       ) -> tuple[str, dict[str, int]]:
+    """Restart each consumer that has pods; returns the restart stamp and the deployments restarted, each with
+    the generation its restart made (what its rollout is judged from)."""
     at = datetime.now(UTC)
-    done: list[str] = []
+    done: dict[str, int] = {}
     stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     for dep in consumers:
         if await _idle(ctx, dep):
@@ -159,39 +172,64 @@ async def _restart_all(ctx: Context, name: str, consumers: list[str], old: str, 
                 f"The secret was rotated (AWSCURRENT `{new}`, AWSPREVIOUS `{old}`), but restarting `{dep}` failed: "
                 f"{exc} Restarted: {', '.join(done) or 'none'}. Not restarted (still using the old value): "
                 f"{', '.join(left)}. To finish: " + ", ".join(f"`/cf restart {d}`" for d in left) + ". "
-                + _rollback(name, old, new, done)) from None
+                + _rollback(name, old, new, list(done))) from None
         stamp = patched["spec"]["template"]["metadata"]["annotations"].get(RESTARTED_AT, stamp)
-        done.append(dep)
+        done[dep] = int(patched.get("metadata", {}).get("generation") or 1)  # 0 would mean "not restarted"
     return stamp, done
 
 
-async def _new_pods(ctx: Context, dep: str, stamp: str) -> tuple[int, int]:
-    """(new pods running and ready, replicas wanted) for one deployment restarted at `stamp`."""
-    obj = await ctx.kube.get_deployment(ctx.namespace, dep)
-    labels = obj.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-    pods = await ctx.kube.list_pods(ctx.namespace, label_selector=",".join(f"{k}={v}" for k, v in labels.items()))
-    fresh = [p for p in pods if (p["metadata"].get("annotations") or {}).get(RESTARTED_AT) == stamp
-             and not p["metadata"].get("deletionTimestamp")]
-    ok = sum(1 for p in fresh if p.get("status", {}).get("phase") == "Running"
-             and pod_ready(p).split("/")[0] == pod_ready(p).split("/")[1])
-    return ok, int(obj.get("spec", {}).get("replicas", 0))
+# --- the verdict ---------------------------------------------------------------------------------------
 
 
-async def _wait_for_pods(ctx: Context, name: str, consumers: list[str], stamp: str, old: str, new: str
-                         ) -> dict[str, tuple[int, int]]:
-    deadline = time.monotonic() + float(ctx.settings.aws.rollout_timeout_seconds)
-    while True:  # a check that fails is not yet done: the next poll asks again; the deadline names it
-        counts = {dep: await optional(f"`{dep}`", _new_pods(ctx, dep, stamp), state="not checked")
-                  for dep in consumers}
-        done = {d: c for d, c in counts.items() if not isinstance(c, Failed) and c[0] >= c[1]}
-        if len(done) == len(consumers):
-            return {d: c for d, c in done.items() if not isinstance(c, Failed)}
-        if time.monotonic() >= deadline:
-            shown = ", ".join(f"{c.label} {c.detail}" if isinstance(c, Failed) else f"`{d}` {c[0]}/{c[1]}"
-                              for d, c in counts.items() if d not in done)
-            raise CommandError(
-                f"The secret was rotated (AWSCURRENT `{new}`, AWSPREVIOUS `{old}`) and {', '.join(consumers)} were "
-                f"restarted, but after {ctx.settings.aws.rollout_timeout_seconds:g}s these have not got their new pods "
-                f"running: {shown}. Their old pods keep the previous value until replaced; check "
-                f"`/cf pods`. " + _rollback(name, old, new, consumers))
-        await asyncio.sleep(POLL_SECONDS)
+def _crash_looping(pods: list[Obj], stamp: str) -> str:
+    """The pods of the new template (restarted at `stamp`) that crash-loop or have restarted, as one line."""
+    bad = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if (meta.get("annotations") or {}).get(RESTARTED_AT) != stamp or meta.get("deletionTimestamp"):
+            continue
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
+        looping = any(((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+                      for c in statuses)
+        if looping or restarts:
+            bad.append(f"{meta.get('name')} ({'CrashLoopBackOff, ' if looping else ''}"
+                       f"{plural(restarts, 'restart')})")
+    return f"{plural(len(bad), 'new pod')} crash-looping: {', '.join(bad[:3])}" if bad else ""
+
+
+def _selector(dep: Obj) -> str:
+    labels = (dep.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+@verifier("secret-consumers-rolled-out", needs=["kube"])
+async def consumers_rolled_out(ctx: Context, deployments: dict[str, int], stamp: str) -> Probe:
+    """Every consumer rolled out ("rollout-complete"'s rules; at 0 replicas there is nothing to roll) and no pod
+    of the restart's template crash-looping. `deployments`: name -> the generation its restart made (0: idle)."""
+    live = {d["metadata"]["name"]: d for d in await ctx.kube.list_deployments(ctx.namespace)}
+    done_lines, wrong = [], []
+    for name, generation in sorted(deployments.items()):
+        dep = live.get(name)
+        if dep is None:
+            wrong.append(f"deployment/{name} no longer exists")
+            continue
+        if int((dep.get("spec") or {}).get("replicas") or 0) == 0:
+            done_lines.append(f"{name} at 0 replicas: nothing to roll")
+            continue
+        rolled, line = rollout_state(dep, generation)
+        pods = await ctx.kube.list_pods(ctx.namespace, _selector(dep))
+        looping = _crash_looping(pods, stamp) if generation else ""
+        if rolled and not looping:
+            done_lines.append(line)
+            continue
+        parts = [] if rolled else [line]
+        if looping:
+            parts.append(f"{name}: {looping}")
+        if not rolled and (why := why_waiting(pods)):
+            parts.append(why)
+        wrong.append("; ".join(parts))
+    if not wrong:
+        return Probe(done=True, progress="; ".join(done_lines) + "; no new pod crash-looping")
+    text = " · ".join(wrong[:4]) + (f" · and {len(wrong) - 4} more" if len(wrong) > 4 else "")
+    return Probe(done=False, progress=text, problem=text)

@@ -59,7 +59,11 @@ async def test_rotation_moves_awscurrent_restarts_consumers_and_never_shows_the_
     for dep in CONSUMERS:
         assert await _restarted_at(sandbox, dep) not in ("", stamps[dep])
     assert f"AWSCURRENT {old_id} → AWSCURRENT {new_id} (AWSPREVIOUS {old_id})" in thread
-    assert "new pods running" in thread
+    assert "Verified in" in thread and "no new pod crash-looping" in thread  # the verdict: every consumer rolled out
+    for dep in CONSUMERS:
+        assert f"{dep} successfully rolled out" in thread
+    final = json.dumps(next(m for m in aws_bot.messages() if "Change request" in str(m.get("blocks")))["blocks"])
+    assert "No undo: the previous value is kept as AWSPREVIOUS" in final and "cf_undo" not in final
 
     slack = json.dumps([c.args for c in aws_bot.sim.calls], default=str)
     audit = _store_text(tmp_path)
@@ -124,7 +128,9 @@ async def test_a_consumer_at_zero_replicas_is_reported_as_nothing_to_restart(aws
         stamp = await _restarted_at(sandbox, idle)
         thread = await request_and_approve(aws_bot, "secrets rotate")
         assert f"{idle} at 0 replicas: nothing to restart" in thread
-        assert "graphql-api, websocket-service restarted, new pods running" in thread
+        assert "graphql-api, websocket-service restarted" in thread
+        assert "Verified in" in thread and f"{idle} at 0 replicas: nothing to roll" in thread
+        assert "graphql-api successfully rolled out" in thread and "websocket-service successfully rolled out" in thread
         assert f"{idle} restarted" not in thread and await _restarted_at(sandbox, idle) == stamp
     finally:
         await kubectl(sandbox.kubeconfig, "-n", "collaboration", "scale", "deployment", idle, f"--replicas={wanted}")
