@@ -107,7 +107,8 @@ async def test_graph_uploads_a_png_of_a_real_query_with_the_runbook_threshold(sc
     assert ":warning: Over the runbook threshold (5%) now: `job=graphql-api`." in said, said
 
     # Raw PromQL with double quotes (in single quotes, as the usage says), and a step of its own.
-    await bot.slash("""graph 'sum by (code) (rate(http_requests_total{job="graphql-api"}[1m]))' --since 30s --step 1s""")
+    query = """'sum by (code) (rate(http_requests_total{job="graphql-api"}[1m]))'"""
+    await bot.slash(f"graph {query} --since 30s --step 1s")
     said = reply_text(bot.messages()[-1])
     assert "one point every 1s" in said and "code=200" in said and "code=500" in said, said
     assert len(graphs(bot)) == 3
