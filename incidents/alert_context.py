@@ -106,7 +106,10 @@ async def gather(ctx: Context, rule: AlertRule, labels: dict[str, str]) -> list[
 
 def _workload(ctx: Context, app: str) -> list[tuple[str, Awaitable[str]]]:
     """One pod listing shared by two parts (shielded: one part's timeout does not cancel the other's read)."""
-    listing = asyncio.ensure_future(ctx.kube.list_pods(ctx.namespace, label_selector=f"app={app}"))
+    async def list_pods() -> list[Obj]:
+        return await ctx.kube.list_pods(ctx.namespace, label_selector=f"app={app}")  # (NotConfigured inside)
+
+    listing = asyncio.ensure_future(list_pods())
     listing.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is reported by the parts
 
     async def pods() -> list[Obj]:
