@@ -121,9 +121,12 @@ async def graph(ctx: Context, query: str, since: int | None = None, step: int | 
         notes.insert(0, Note(coarser))
     drawn, left_out = _pick(answer.series)
     if not drawn:
+        said = (f"answered {plural(len(answer.series), 'series', 'series')} for {code(expr, 300)}, but not one finite "
+                "value (only NaN or ±Inf: a ratio of zeros, a quantile of an empty histogram)") if answer.series \
+            else f"answered with no samples for {code(expr, 300)}"
         return Reply(title=f"No data for {shown} over the last {duration_text(since)}", level="warn", parts=[
-            Text(f"Prometheus ({literal(ctx.prometheus.where)}) answered with no samples for {code(expr, 300)} "
-                 f"from {_clock(start)} to {_clock(end)} UTC, so there is nothing to draw."),
+            Text(f"Prometheus ({literal(ctx.prometheus.where)}) {said} from {_clock(start)} to {_clock(end)} UTC, "
+                 "so there is nothing to draw."),
             Note("Is the metric scraped under that name? `up` lists Prometheus' targets; a rate needs two samples "
                  "inside its window."), *notes])
     unit, threshold = (alias.unit, alias.threshold) if alias else ("", None)

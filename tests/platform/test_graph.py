@@ -174,6 +174,9 @@ async def test_graph_bad_input_gets_words_not_a_picture(scraped) -> None:
     await bot.slash("graph no_such_metric_anywhere", user=VIEWER)
     said = reply_text(bot.messages()[-1])
     assert "No data for `no_such_metric_anywhere` over the last 1h" in said and "nothing to draw" in said, said
+    await bot.slash("graph 0/0", user=VIEWER)  # NaN at every step: data, but nothing to draw
+    said = reply_text(bot.messages()[-1])
+    assert "No data for `0/0`" in said and "but not one finite value" in said, said
     await bot.slash("graph up --since 5x", user=VIEWER)
     assert "is not a duration" in " ".join(bot.private_texts())
     assert len(graphs(bot)) == 1
