@@ -19,8 +19,12 @@ what that means, inside the approval flow:
    and last-applied annotations, and the `restartedAt` stamp (an old one would only restart pods).
 4. After approval: the dry run again (the live state may have moved since), the writes in dependency
    order (`integrations.kube.RESTORABLE`: ServiceAccounts, ConfigMaps and claims before the workloads
-   that use them), then verification: a dry run of every object must find nothing left to change.
-   Nothing is deleted: objects made since the backup stay.
+   that use them). Nothing is deleted: objects made since the backup stay.
+5. The verdict (verifier "restore-matches"): the objects written, read back through the same dry run,
+   must have nothing left to change. It is the platform's watch, not a check inside `apply`, so there is
+   one verdict (on the message, in the thread and the audit), it survives a restart, and it says what
+   still differs. There is no Undo: the state before was not backed up by this request, and putting it
+   back would be a restore of its own (from a `backup config` made first, as the runbook begins).
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from base.text import BACKTICK_STANDIN, code, literal, plural
 from base.vocabulary import RESTARTED_AT
 from commands.args import pos
 from commands.base import CommandError, Context, Kind, Role, command
-from commands.reply import Change, Note, Outcome, Reply, Table
+from commands.reply import Change, Outcome, Probe, Reply, Table, Verification
 from commands.support.backups import ARTEFACT
+from commands.verify import verifier
 from integrations.errors import IntegrationError
 from integrations.kube import LAST_APPLIED, REDACTED, RESTORABLE
 
@@ -109,7 +114,9 @@ async def restore_config(ctx: Context, backup: str | None = None) -> Change:
     return Change(summary=f"Restore {plural(len(todo), 'object')} of namespace {ctx.namespace} from {kept.name}",
                   current=_counts(plans), desired=f"as in {kept.name} (made {made}, sha256 {kept.sha256[:12]}…)",
                   apply=apply, target=f"namespace/{ctx.namespace}", warnings=_warnings(plans),
-                  pinned={"backup": kept.name})
+                  pinned={"backup": kept.name},
+                  no_undo="what the restore overwrote was not saved by it; make a `backup config` first to be "
+                          "able to restore that")
 
 
 async def _backup(ctx: Context, name: str | None) -> Any:
@@ -259,7 +266,7 @@ def _keyed(items: list[Any]) -> bool:
 
 
 async def _restore(ctx: Context, name: str, items: list[Obj], before: list[Plan]) -> Outcome:
-    """Write what the approval-time plan found, then verify by planning once more."""
+    """Write what the approval-time plan found; the verdict reads it back (verifier "restore-matches")."""
     todo = [p for p in before if p.writes]
     done: list[Plan] = []
     failed: list[tuple[Plan, str]] = []
@@ -274,22 +281,47 @@ async def _restore(ctx: Context, name: str, items: list[Obj], before: list[Plan]
             failed.append((plan, exc.message))
         else:
             done.append(plan)
-    after = {p.ref: p for p in await _plan(ctx, items)}
     if failed:
         for plan, why in failed:
             await ctx.progress(f":x: {code(plan.ref)}: {literal(why, 300, one_line=True)}")
         raise CommandError(f"Restored {len(done)} of {plural(len(todo), 'object')} from {code(name)}; "
                            f"{len(failed)} failed (listed above). Run `/cf restore config {name}` again to see "
                            "what still differs.")
-    left = [after[p.ref] for p in done if p.ref in after and after[p.ref].writes]
-    rows = [[p.ref, "created" if p.action == "create" else "changed",
-             "differs" if p.ref in {x.ref for x in left} else "matches the backup"] for p in done]
+    rows = [[p.ref, "created" if p.action == "create" else "changed"] for p in done]
     made = f"{sum(p.action == 'create' for p in done)} created, {sum(p.action == 'change' for p in done)} changed"
-    verdict = (f"Verified: {plural(len(done), 'object')} read back match the backup" if not left else
-               "Not verified: " + "; ".join(_change_line(p) for p in left[:3]))
-    detail = Reply(title=f"Restored from {code(name)}: {made}", level="ok" if not left else "warn",
-                   parts=[Table(["OBJECT", "RESULT", "READ BACK"], rows), Note(literal(verdict, 1000))])
-    return Outcome(before=_counts(before), after=f"{made}; {literal(verdict, 600)}", detail=detail)
+    detail = Reply(title=f"Restored from {code(name)}: {made}", level="ok", parts=[Table(["OBJECT", "RESULT"], rows)])
+    verify = Verification("restore-matches", {"backup": name, "objects": [p.ref for p in done]},
+                          look_further=f"/cf restore config {name}")
+    return Outcome(before=_counts(before), after=made, detail=detail, verify=verify)
+
+
+@verifier("restore-matches", needs=["kube", "artefacts"])
+async def restore_matches(ctx: Context, backup: str, objects: list[str]) -> Probe:
+    """The restored objects, read back through the same server-side dry run, have nothing left to change."""
+    kept = await ctx.artefacts.get(ARTEFACT, ctx.namespace, backup)
+    if kept is None:
+        text = f"the backup {backup} is no longer kept, so nothing can be compared with it"
+        return Probe(done=False, progress=text, problem=text)
+    wanted = set(objects)
+    plans = await _plan(ctx, [i for i in _items(kept) if _ref(i) in wanted])
+    left = [p for p in plans if p.action != "same"]
+    if not left and len(plans) == len(wanted):
+        return Probe(done=True, progress=f"{plural(len(plans), 'object')} read back equal to {backup}")
+    lines = [_left_line(p) for p in left[:3]] + (["and more"] if len(left) > 3 else [])
+    text = "; ".join(lines) or f"{len(wanted) - len(plans)} restored objects are no longer in {backup}"
+    return Probe(done=False, progress=text, problem=text)
+
+
+def _ref(obj: Obj) -> str:
+    return f"{str(obj.get('kind', '')).lower()}/{(obj.get('metadata') or {}).get('name', '')}"
+
+
+def _left_line(plan: Plan) -> str:
+    if plan.action == "create":
+        return f"{plan.ref} is missing again"
+    if plan.action == "change":
+        return _change_line(plan)
+    return _plain(f"{plan.ref} could not be compared ({plan.why})", 300)
 
 
 # --- how a plan reads in the request (plain text: the approval message escapes it) ------------------

@@ -109,3 +109,58 @@ async def test_a_block_the_policy_does_not_keep_is_not_verified(sim, kube, sandb
         assert f"kubectl -n {NS} get networkpolicy {POLICY} -o yaml" in thread
     finally:
         await bot.close()
+
+
+# --- restore config: verified by reading the restored objects back ------------------------------------
+
+GOOD_IMAGE, BROKEN_IMAGE = "ghcr.io/candlefish/graphql-api:2.14.3", "ghcr.io/candlefish/graphql-api:9.9.9-broken"
+
+
+async def image(kubeconfig: str) -> str:
+    return await kubectl(kubeconfig, "-n", NS, "get", "deployment", "graphql-api", "-o",
+                         "jsonpath={.spec.template.spec.containers[0].image}")
+
+
+class ApplyLost:
+    """The sandbox's Kube client, except that a server-side apply (not a dry run) is accepted and not kept."""
+
+    def __init__(self, kube: Any) -> None:
+        self._kube = kube
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)
+
+    async def apply_object(self, namespace: str, body: Any, *, dry_run: bool = False) -> Any:
+        return await self._kube.apply_object(namespace, body, dry_run=True)
+
+
+async def test_restore_config_is_verified_by_reading_back_and_says_why_there_is_no_undo(bot, sandbox) -> None:
+    await bot.slash("backup config")
+    await kubectl(sandbox.kubeconfig, "-n", NS, "set", "image", "deployment/graphql-api", f"graphql-api={BROKEN_IMAGE}")
+    await kubectl(sandbox.kubeconfig, "-n", NS, "delete", "configmap", "collaboration-config")
+    request, thread = await request_and_approve(bot, "restore config")
+    assert await image(sandbox.kubeconfig) == GOOD_IMAGE
+    assert "configmap/collaboration-config" in await kubectl(sandbox.kubeconfig, "-n", NS, "get", "configmaps",
+                                                             "-o", "name")
+    assert "Verified in" in thread and "2 objects read back equal to collaboration-backup-" in thread
+    final = message(bot, request["ts"])
+    assert "cf_undo" not in buttons(final)
+    assert "No undo: what the restore overwrote was not saved by it" in json.dumps(final["blocks"])
+
+
+async def test_a_restore_the_cluster_does_not_keep_is_not_verified(sim, kube, sandbox, tmp_path) -> None:
+    bot = await start_bot(sim, database_url=f"sqlite:///{tmp_path / 'cf.db'}", services={"kube": ApplyLost(kube)},
+                          config={"approvals": {"verify_timeout_seconds": 2}})
+    try:
+        await bot.slash("backup config")
+        await kubectl(sandbox.kubeconfig, "-n", NS, "set", "image", "deployment/graphql-api",
+                      f"graphql-api={BROKEN_IMAGE}")
+        request, _ = await request_and_approve(bot, "restore config")
+        assert await image(sandbox.kubeconfig) == BROKEN_IMAGE  # kubectl: not restored
+        thread = " ".join(bot.thread_texts(request["ts"]))
+        assert "Not verified after" in thread
+        assert f"Change deployment/graphql-api: spec.template.spec.containers[graphql-api].image: {BROKEN_IMAGE} → " \
+               f"{GOOD_IMAGE}" in thread
+        assert "look further with `/cf restore config collaboration-backup-" in thread
+    finally:
+        await bot.close()
