@@ -46,6 +46,7 @@ from bot.render import Rendered
 from bot.store import StoreUnavailable
 from commands.base import Context, Registry, Role, Services
 from incidents import alert_context, alert_views
+from incidents.alert_graph import AlertGraphs
 from incidents.alert_rules import AlertRule, rule_for
 from incidents.service import IncidentService
 from incidents.store import AlertGroup, AlertRecord, Incident, IncidentStore
@@ -114,7 +115,9 @@ class AlertService:
         self.services = services if services is not None else Services()
         self.gather = gather
         self.clock = clock
-        self.after_post: Callable[[AlertGroup, AlertRecord], Awaitable[None]] | None = None  # the graph upload
+        self.graphs: AlertGraphs | None = None  # the graph of a new group's expression, in its thread
+        self.spawn: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None  # runs work after the answer
+        self._later: set[asyncio.Future[Any]] = set()
 
     async def receive(self, hook: AmWebhook) -> dict[str, int]:
         counts = {"posted": 0, "updated": 0, "duplicate": 0}
@@ -215,9 +218,15 @@ class AlertService:
         await self.records.update_group(episode.id, message_ts=ts)
         await self.records.attach_alerts(episode.id, episode.channel, ts, episode.incident_id)
         await self.redraw(episode, only_if_changed=view)  # alerts that joined while it was being posted
-        if self.after_post is not None and lead.status == "firing":
-            await self.after_post(episode, lead)
+        if self.graphs is not None and lead.status == "firing":
+            self._after(self.graphs.attach(episode.channel, ts, lead.alert))
         return episode
+
+    def _after(self, work: Awaitable[Any]) -> None:
+        """Work that must not delay the message (or the webhook's answer): on `spawn` when there is one."""
+        task = asyncio.ensure_future(self.spawn(work) if self.spawn is not None else work)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     async def _context(self, lead: AlertRecord) -> list[alert_context.ContextPart]:
         ctx = Context(user="alertmanager", channel=self.settings.incident_channel, namespace=self.settings.namespace,

@@ -98,6 +98,7 @@ async def build_runtime(
         return await incident_slack.open_declare_modal(runtime, origin)
 
     runtime.forms[incident_slack.DECLARE] = declare_form
+    ops.alerts.spawn = runtime.track  # an alert's graph is drawn after its message, as tracked work
     return runtime
 
 

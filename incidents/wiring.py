@@ -23,6 +23,7 @@ from bot.scheduler import Scheduler
 from bot.store import Store
 from commands.base import Registry, Role, Services
 from incidents.alert_actions import AlertControls
+from incidents.alert_graph import AlertGraphs
 from incidents.alerts import AlertService
 from incidents.home import HomeTab
 from incidents.jobs import HealthJob, RpoJob
@@ -51,6 +52,7 @@ def build_operations(*, settings: Settings, store: Store, messenger: Messenger, 
                                 policy=policy, services=services, clock=clock)
     alerts = AlertService(settings=settings, records=incidents.records, messenger=messenger, audit=audit,
                           incidents=incidents, registry=registry, policy=policy, services=services, clock=clock)
+    alerts.graphs = AlertGraphs(services, messenger, clock)
     controls = AlertControls(records=incidents.records, messenger=messenger, audit=audit, policy=policy,
                              services=services, redraw=alerts.redraw, clock=clock)
     home = HomeTab(settings, store, incidents.records, messenger, clock)
