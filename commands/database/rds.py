@@ -21,9 +21,13 @@ from commands.checks import Check, Status, status_check
 from commands.parts import Failed, degraded, failed_parts, optional
 from commands.reply import Change, Fields, Note, Outcome, Reply, Table
 from commands.support.awsfmt import ago, stamp
+from commands.support.verify_aws import instance_available, primary_moved, writer_moved
 from integrations.errors import NotFound
 
 AREA = "Database"
+# Why a failover has no Undo button: going back is a failover too, with its own outage of writes.
+FAIL_BACK = ("failing back is another failover, with its own drop of connections; request it on its own "
+             "(`/cf db failover`) if the old primary is wanted back")
 BUSY = {"backing-up", "modifying", "rebooting", "maintenance", "upgrading", "configuring-enhanced-monitoring",
         "configuring-log-exports", "renaming", "resetting-master-credentials", "storage-optimization"}
 
@@ -144,11 +148,13 @@ async def db_reboot(ctx: Context) -> Change:
 
     async def apply() -> Outcome:
         after = await ctx.aws.reboot_db(name)
-        return Outcome(before=f"{name} available", after=f"{name} {after.get('DBInstanceStatus')}")
+        return Outcome(before=f"{name} available", after=f"{name} {after.get('DBInstanceStatus')}",
+                       verify=instance_available(name, "reboot"))
 
     return Change(summary=f"Reboot RDS instance {name}", current=f"available, {_where(db)}",
                   desired="rebooted in place (no failover); connections drop for a few minutes", apply=apply,
-                  target=f"rds/{name}", warnings=["Every connection to the database is dropped while it reboots."])
+                  target=f"rds/{name}", warnings=["Every connection to the database is dropped while it reboots."],
+                  no_undo="a reboot cannot be taken back; it is over once the instance is available again")
 
 
 @command(
@@ -173,15 +179,17 @@ async def db_failover(ctx: Context, identifier: str | None = None) -> Change:
     await _available(ctx, name)
 
     async def apply() -> Outcome:
-        before = _where(await ctx.aws.db_instance(name))
+        was = await ctx.aws.db_instance(name)
         await ctx.aws.reboot_db(name, force_failover=True)
-        return Outcome(before=before, after=_where(await ctx.aws.db_instance(name)))
+        return Outcome(before=_where(was), after=_where(await ctx.aws.db_instance(name)),
+                       verify=primary_moved(name, str(was.get("AvailabilityZone"))))
 
     return Change(summary=f"Fail over Multi-AZ instance {name} to its standby (reboot --force-failover)",
                   current=_where(db),
                   desired=f"primary moves to {db.get('SecondaryAvailabilityZone') or 'the standby'}",
                   apply=apply, target=f"rds/{name}",
-                  warnings=["Connections drop for the minute or two DNS takes to point at the new primary."])
+                  warnings=["Connections drop for the minute or two DNS takes to point at the new primary."],
+                  no_undo=FAIL_BACK)
 
 
 def _no_standby_hint(ctx: Context, name: str, db: dict[str, Any]) -> str:
@@ -214,12 +222,12 @@ async def _cluster_failover(ctx: Context, cluster: dict[str, Any]) -> Change:
         await ctx.aws.failover_db_cluster(name)
         now = _writer(await ctx.aws.db_cluster(name))
         after = f"writer {now}" if now != writer else f"failover started; writer is still {now} (see `/cf db status`)"
-        return Outcome(before=f"writer {writer}", after=after)
+        return Outcome(before=f"writer {writer}", after=after, verify=writer_moved(name, writer))
 
     return Change(summary=f"Fail over RDS cluster {name} (failover-db-cluster)", current=f"writer {writer}",
                   desired=f"a reader ({', '.join(readers)}) becomes the writer", apply=apply,
                   target=f"rds-cluster/{name}",
-                  warnings=["Writes fail for the seconds the cluster takes to promote the reader."])
+                  warnings=["Writes fail for the seconds the cluster takes to promote the reader."], no_undo=FAIL_BACK)
 
 
 @status_check("RDS", order=41, needs=["aws"], timeout=10)

@@ -18,6 +18,7 @@ from commands.args import opt, point_in_time, rds_identifier
 from commands.base import CommandError, Context, Kind, Role, command
 from commands.reply import Change, Outcome
 from commands.support.awsfmt import stamp, utc
+from commands.support.verify_aws import instance_available, snapshot_available
 from integrations.errors import NotFound
 
 AREA = "Database"
@@ -52,11 +53,14 @@ async def db_snapshot(ctx: Context, name: str | None = None) -> Change:
     async def apply() -> Outcome:
         snap_name = name or datetime.now(UTC).strftime("manual-backup-%Y%m%d-%H%M%S")
         snap = await ctx.aws.create_db_snapshot(instance, snap_name)
-        return Outcome(before=f"{instance} available", after=f"snapshot {snap_name} {snap.get('Status')}")
+        return Outcome(before=f"{instance} available", after=f"snapshot {snap_name} {snap.get('Status')}",
+                       verify=snapshot_available(snap_name))
 
     return Change(summary=f"Take a manual snapshot of {instance}", current=f"{instance} available",
                   desired=f"snapshot {name or 'manual-backup-<UTC time when it runs>'}", apply=apply,
-                  target=f"rds/{instance}")
+                  target=f"rds/{instance}",
+                  no_undo="deleting a backup is a decision of its own, not an undo (cf deletes no snapshots; "
+                          "`aws rds delete-db-snapshot` does)")
 
 
 async def _snapshot_exists(ctx: Context, name: str) -> bool:
@@ -107,12 +111,21 @@ async def db_restore(ctx: Context, to: str | None = None, snapshot: str | None =
 
     async def apply() -> Outcome:
         made = await ctx.aws.restore_db_to_time(source, new, when)
-        return Outcome(before=f"{source} as of {to}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)")
+        return Outcome(before=f"{source} as of {to}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)",
+                       verify=instance_available(new, "restore"))
 
+    # The window's ends move by themselves (RDS advances the latest restorable time every few minutes), so
+    # the approval is bound to what stays: the moment asked for lies inside it (checked again above).
     return Change(summary=f"Restore {source} as of {to} into new instance {new}",
                   current=f"restorable from {stamp(earliest)} to {stamp(latest)}",
+                  basis=f"{stamp(when)} inside {source}'s restorable window",
                   desired=f"new instance {new} with the data as of {stamp(when)}", apply=apply,
-                  target=f"rds/{new}", warnings=warnings)
+                  target=f"rds/{new}", warnings=warnings, no_undo=_restore_no_undo(source, new))
+
+
+def _restore_no_undo(source: str, new: str) -> str:
+    return (f"the restore made a new instance and left {source} untouched; deleting {new} is a decision of its own "
+            "(cf deletes no databases)")
 
 
 async def _from_snapshot(ctx: Context, snapshot: str, new: str, warnings: list[str]) -> Change:
@@ -128,12 +141,13 @@ async def _from_snapshot(ctx: Context, snapshot: str, new: str, warnings: list[s
 
     async def apply() -> Outcome:
         made = await ctx.aws.restore_db_from_snapshot(snapshot, new)
-        return Outcome(before=f"snapshot {snapshot}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)")
+        return Outcome(before=f"snapshot {snapshot}", after=f"{new} {made.get('DBInstanceStatus')} (restoring)",
+                       verify=instance_available(new, "restore"))
 
     return Change(summary=f"Restore snapshot {snapshot} into new instance {new}",
                   current=f"snapshot {snapshot} taken {stamp(snap.get('SnapshotCreateTime'))}",
                   desired=f"new instance {new} from that snapshot", apply=apply, target=f"rds/{new}",
-                  warnings=warnings)
+                  warnings=warnings, no_undo=_restore_no_undo(f"snapshot {snapshot}", new))
 
 
 def _next_replica(source: str, replicas: list[str]) -> str:
@@ -158,8 +172,11 @@ async def db_replica_add(ctx: Context, name: str | None = None) -> Change:
     async def apply() -> Outcome:
         made = await ctx.aws.create_read_replica(source, new)
         return Outcome(before=plural(len(replicas), "read replica"),
-                       after=f"{plural(len(replicas) + 1, 'read replica')}: {new} {made.get('DBInstanceStatus')}")
+                       after=f"{plural(len(replicas) + 1, 'read replica')}: {new} {made.get('DBInstanceStatus')}",
+                       verify=instance_available(new, "replica", replica_of=source))
 
     return Change(summary=f"Add read replica {new} of {source}",
                   current=f"{plural(len(replicas), 'read replica')}: {', '.join(replicas) or 'none'}",
-                  desired=f"new replica {new} ({db.get('DBInstanceClass')})", apply=apply, target=f"rds/{new}")
+                  desired=f"new replica {new} ({db.get('DBInstanceClass')})", apply=apply, target=f"rds/{new}",
+                  no_undo=f"cf has no command to delete an RDS instance; once nothing reads from {new}, "
+                          f"`aws rds delete-db-instance --db-instance-identifier {new}` removes it")

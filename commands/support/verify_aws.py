@@ -72,7 +72,8 @@ def nodegroup_config(cluster: str, nodegroup: str, min_size: int, max_size: int,
 def replicas_available(group: str, replicas: int) -> Verification:
     """Verified when the replication group is available with this many replicas (per shard)."""
     return Verification("elasticache-replicas", {"group": group, "replicas": replicas},
-                        timeout=WAIT_SECONDS["redis"], look_further="/cf redis info replication")
+                        timeout=WAIT_SECONDS["redis"],  # cf has no read of the group itself
+                        look_further=f"aws elasticache describe-replication-groups --replication-group-id {group}")
 
 
 def replica_count(group: Obj) -> int:
