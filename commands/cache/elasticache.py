@@ -8,21 +8,13 @@ The cache's own diagnostics (`redis info`, ...) are in commands/cache/redis.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 from base.text import plural
 from commands.args import pos, whole_number
 from commands.base import CommandError, Context, Kind, Role, command
-from commands.reply import Change, Outcome
+from commands.reply import Change, Outcome, Undo
+from commands.support.verify_aws import replica_count, replicas_available
 
 MAX_REPLICAS = 5  # per shard, ElastiCache's limit
-
-
-def _replicas(group: dict[str, Any]) -> int:
-    shards = group.get("NodeGroups") or []
-    if shards:
-        return max(len(shards[0].get("NodeGroupMembers") or []) - 1, 0)
-    return max(len(group.get("MemberClusters") or []) - 1, 0)
 
 
 def _nodes(replicas: int) -> str:
@@ -44,15 +36,17 @@ async def redis_scale(ctx: Context, n: int) -> Change:
         raise CommandError(f"N must be between {floor} and {MAX_REPLICAS} replicas for `{name}`{why}; {n} is not.")
     if group.get("Status") != "available":
         raise CommandError(f"Replication group `{name}` is {group.get('Status')}; it can be resized once available.")
-    current = _replicas(group)
+    current = replica_count(group)
     if current == n:
         raise CommandError(f"`{name}` already has {_nodes(n)}; nothing to do.")
 
     async def apply() -> Outcome:
-        before = _replicas(await ctx.aws.replication_group(name))
+        before = replica_count(await ctx.aws.replication_group(name))
         result = await ctx.aws.set_replica_count(name, before, n)
-        after = _replicas(await ctx.aws.replication_group(name))
-        return Outcome(before=_nodes(before), after=f"{_nodes(after)}, {result.get('Status', 'modifying')}")
+        after = replica_count(await ctx.aws.replication_group(name))
+        return Outcome(before=_nodes(before), after=f"{_nodes(after)}, {result.get('Status', 'modifying')}",
+                       verify=replicas_available(name, n),
+                       undo=Undo("redis scale", {"n": before}, f"scale {name} back to {_nodes(before)}"))
 
     verb = "Add" if n > current else "Remove"
     return Change(summary=f"{verb} ElastiCache replicas of {name}: {current} -> {n}", current=_nodes(current),
