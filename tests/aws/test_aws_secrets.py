@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,11 @@ class RestartFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kube, name)
 
-    async def restart_deployment(self, namespace: str, name: str, at: Any = None) -> Any:
+    async def restart_deployment(self, namespace: str, name: str, at: datetime | None = None,
+                                 cause: str | None = None) -> dict[str, Any]:
         if name == self._broken:
             raise Forbidden("Kubernetes", f"restart deployment {namespace}/{name}: the bot is not allowed to do this.")
-        return await self._kube.restart_deployment(namespace, name, at)
+        return dict(await self._kube.restart_deployment(namespace, name, at, cause))
 
 
 async def test_a_part_way_failure_says_what_state_things_are_in_and_how_to_roll_back(
