@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from bot import jsonbody
 from bot.errors import user_message
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # objects that Bolt's routing and our listeners read fields from (None or absent is fine)
 _OBJECTS = ("container", "view", "message", "previous_message", "event", "state", "item", "assistant_thread",
             "function_data")
+# objects Bolt reads as `body.get(key, {})`: absent is fine, present they must be objects (not null)
+_NOT_NULL = ("event", "view")
 # ids Slack sends as a string or as an object with a string `id`
 _IDS = ("user", "team", "channel", "enterprise")
 # interactive payloads: who acted is always an object
@@ -69,6 +71,11 @@ def malformed(body: dict[str, Any]) -> str | None:
         for key in _IDS:
             if not _id_shaped(scope.get(key)):
                 return f"{scope_name}{key} is neither an id nor an object with one"
+    for key in _NOT_NULL:
+        if key in body and not isinstance(body[key], dict):
+            return f"{key} is not an object"
+    if (url := _url_problem(body.get("response_url"))) is not None:
+        return f"response_url {url}"
     authorizations = body.get("authorizations")
     if authorizations is not None and not (isinstance(authorizations, list)
                                            and all(isinstance(a, dict) for a in authorizations)):
@@ -93,6 +100,23 @@ def _view_problem(view: Any) -> str | None:
     blocks = values.values() if isinstance(values, dict) else [None]
     if not all(isinstance(b, dict) and all(isinstance(el, dict) for el in b.values()) for b in blocks):
         return "view.state.values is not an object of objects"
+    return None
+
+
+def _url_problem(url: Any) -> str | None:
+    """Why a response_url cannot be answered through, or None (absent is fine). Slack always sends one of
+    its own https URLs; anything else would fail only later, in the answer after the ack."""
+    if url is None or url == "":  # none: answers go through chat.postEphemeral
+        return None
+    if not isinstance(url, str):
+        return "is not a string"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- a port that is not a number raises here, as it would when posting
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
     return None
 
 

@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.listening import click_origin, guarded
 from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
+from bot.store import StoreUnavailable
 from incidents.alert_views import ACK, SILENCE, UNSILENCE
 from incidents.alerts import webhook_handler
 from incidents.views import DECLARE_CALLBACK, RUN, declare_modal, read_modal
@@ -97,7 +98,15 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
         ops = operations(runtime)
         if event.get("tab", "home") != "home" or ops is None:
             return
-        await runtime.track(ops.home.publish(str(event.get("user", ""))), key=request_key(body))
+        user = str(event.get("user", ""))
+
+        async def publish() -> None:  # Slack's or the store's failure is one line, not a listener traceback
+            try:
+                await ops.home.publish(user)
+            except (DeliveryError, StoreUnavailable) as exc:
+                log.warning("Home tab not published", extra={"user": user, "error": str(exc)})
+
+        await runtime.track(publish(), key=request_key(body))
 
 
 async def _declare(runtime: Runtime, origin: Origin, values: dict[str, str]) -> None:

@@ -1,0 +1,68 @@
+"""What the fuzz (test_fuzz.py, `python -m bench fuzz`) found, each kept as a plain regression test: signed
+deliveries that used to end in a listener traceback. Through the real web app, signed as Slack signs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.harness import CHANNEL, OPERATOR, BotHarness
+from tests.incident_support import start
+from tests.slack_sim import Delivery, sign, slash_body
+
+
+@pytest.fixture
+async def bot(sim, tmp_path) -> AsyncIterator[BotHarness]:
+    harness = await start(sim, f"sqlite:///{tmp_path / 'cf.db'}")
+    yield harness
+    await harness.close()
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info or r.stack_info]
+
+
+async def post_json(bot: BotHarness, payload: object) -> Delivery:
+    body = json.dumps(payload)
+    delivery = await bot.driver.post_raw(body, {**sign(body, bot.driver.signing_secret),
+                                                "Content-Type": "application/json"})
+    await bot.settle()
+    return delivery
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "not a url", "http://", "javascript:alert(1)", "http://[::1",
+                                 "http://host:port/x"])
+async def test_a_response_url_that_is_no_http_url_is_400_before_anything_runs(bot: BotHarness, caplog,
+                                                                                url: str) -> None:
+    """It used to pass, run the command, and fail in the answer (aiohttp's InvalidURL) with a traceback."""
+    body = slash_body("help", OPERATOR, CHANNEL, "/cf", response_url=url)
+    delivery = await bot.driver.post_raw(body)
+    await bot.settle()
+    assert delivery.status == 400, delivery
+    why = "is not a URL" if "[" in url or "port" in url else "is not an http(s) URL"
+    assert [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()] == [
+        f"refused a malformed Slack request: response_url {why}"]
+    assert bot.sim.calls == [] and tracebacks(caplog) == []
+
+
+@pytest.mark.parametrize("key", ["event", "view"])
+async def test_a_null_event_or_view_is_400(bot: BotHarness, caplog, key: str) -> None:
+    """Bolt reads `body.get("event", {})`: a present null used to raise inside Bolt's middleware."""
+    delivery = await post_json(bot, {"type": "app_rate_limited", "team_id": "T0CANDLE", key: None})
+    assert delivery.status == 400, delivery
+    assert tracebacks(caplog) == []
+
+
+async def test_a_home_tab_slack_refuses_is_one_line(bot: BotHarness, caplog) -> None:
+    """views.publish refused (here: no such user) used to escape the Home tab listener as a traceback."""
+    caplog.set_level(logging.INFO)
+    delivery = await post_json(bot, {"type": "event_callback", "team_id": "T0CANDLE", "api_app_id": "A0CFBOT",
+                                     "event_id": "Ev0HOME", "event_time": 1700000000,
+                                     "event": {"type": "app_home_opened", "user": "", "tab": "home"}})
+    assert delivery.status == 200
+    assert [c.error for c in bot.sim.calls_to("views.publish")] == ["invalid_arguments"]
+    assert [r.getMessage() for r in caplog.records if r.name == "incidents.slack"] == ["Home tab not published"]
+    assert tracebacks(caplog) == []
