@@ -140,6 +140,21 @@ async def test_a_node_group_that_goes_degraded_is_not_verified(bot: BotHarness, 
                                                          scalingConfig=before)
 
 
+async def test_a_node_group_resized_by_hand_before_approval_is_stale(bot: BotHarness, aws_sandbox) -> None:
+    before = scaling(aws_sandbox)
+    await bot.slash("nodegroup scale 4 20 8", user=OPERATOR)
+    request = bot.last_request()
+    by_hand = {**before, "desiredSize": before["desiredSize"] + 1}
+    boto(aws_sandbox, "eks").update_nodegroup_config(clusterName=CLUSTER, nodegroupName=NODEGROUP,
+                                                     scalingConfig=by_hand)  # someone resizes it meanwhile
+    await bot.click(request["ts"], "cf_approve", APPROVER2)
+    assert scaling(aws_sandbox) == by_hand  # AWS: the approved change did not run
+    thread = " ".join(bot.thread_texts(request["ts"]))
+    assert "Stale, not run" in thread and f"desired {by_hand['desiredSize']}" in thread
+    boto(aws_sandbox, "eks").update_nodegroup_config(clusterName=CLUSTER, nodegroupName=NODEGROUP,
+                                                     scalingConfig=before)
+
+
 # --- ElastiCache --------------------------------------------------------------------------------
 
 
