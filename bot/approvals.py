@@ -36,6 +36,7 @@ from base.text import escape
 from bot import blocks
 from bot.audit import AuditTrail
 from bot.errors import user_message
+from bot.inbox import action_id_for, delivery_key
 from bot.messenger import DeliveryError, Messenger, Origin
 from bot.policy import Policy
 from bot.render import render_reply
@@ -116,8 +117,14 @@ class Approvals:
         """Record a validated change and post it for approval (or run it now if exempt)."""
         now = self.clock()
         exempt = not self.policy.needs_approval(spec)
+        key = delivery_key.get()
+        if key is not None:  # a replayed delivery (its replica died) finds the request it made, not a second one
+            made = await self.store.get_action(action_id_for(key))
+            if made is not None:
+                posted_or_over = made.message_ts or made.state not in (PENDING, APPROVED)
+                return made if posted_or_over else await self._finish_request(made, change, exempt)
         action = Action(
-            id=uuid.uuid4().hex[:12],
+            id=action_id_for(key) if key is not None else uuid.uuid4().hex[:12],
             command=spec.title,
             args=_jsonable({**args, **change.pinned}),
             requester=origin.user,
@@ -143,6 +150,12 @@ class Approvals:
                           detail={"args": action.args, "current": change.current, "desired": change.desired,
                                   "summary": change.summary, "exempt": exempt, "target": change.target,
                                   "reverts": change.reverts})
+        return await self._finish_request(action, change, exempt)
+
+    async def _finish_request(self, action: Action, change: Change, exempt: bool) -> Action:
+        """Post the stored request for approval (or run it if exempt); a replay of a posted request does nothing."""
+        if action.message_ts:
+            return action
         view = blocks.approval_message(action, change.warnings, pending=not exempt, exempt=exempt)
         try:
             ts = await self.messenger.post(action.channel, view.text, view.blocks)
@@ -201,6 +214,10 @@ class Approvals:
             action.id, (PENDING,), APPROVED, self.clock(), unexpired=True, approver=origin.user
         )
         if claimed is None:
+            current = await self.store.get_action(action_id)
+            if delivery_key.get() and current is not None and current.state == APPROVED and \
+                    current.approver == origin.user:  # this very click, replayed: its replica died before running it
+                return await self._execute(current)
             await self._explain_lost(action_id, origin)
             return None
         await self._audit("approved", claimed, origin.user, detail={"requester": claimed.requester},

@@ -51,7 +51,8 @@ from base.durations import duration_text
 from bot import logs
 from bot.blocks import APPROVE, DENY
 from bot.change_buttons import change_buttons
-from bot.listening import click_origin, guarded, parse_delivery, request_key
+from bot.inbox import origin_payload
+from bot.listening import click_origin, parse_delivery, request_key
 from bot.messenger import DeliveryError, Origin
 from bot.ratelimit import SlidingWindow, Verdict
 from bot.runtime import Runtime
@@ -108,21 +109,20 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
             response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        await runtime.track(runtime.handle_command(origin, body.get("text", "")), key=request_key(body))
+        payload = origin_payload(origin, text=body.get("text", ""))
+        await runtime.deliver("command", payload, request_key(body))  # durable: bot/inbox.py
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        origin = click_origin(body)
-        work = guarded(runtime.messenger, origin, lambda: runtime.approvals.approve(_action_value(body), origin))
-        await runtime.track(work, key=request_key(body), long=True)
+        payload = origin_payload(click_origin(body), value=_action_value(body))
+        await runtime.deliver("approve", payload, request_key(body), long=True)
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        origin = click_origin(body)
-        work = guarded(runtime.messenger, origin, lambda: runtime.approvals.deny(_action_value(body), origin))
-        await runtime.track(work, key=request_key(body), long=True)
+        payload = origin_payload(click_origin(body), value=_action_value(body))
+        await runtime.deliver("deny", payload, request_key(body), long=True)
 
     change_buttons(app, runtime, request_key)  # Undo, Request again: the platform's own
     for hook in extra_listeners:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.audit_chain import entry_hash
 from bot.drivers import Driver, Migration, PostgresDriver, Row, SqliteDriver, StoreUnavailable, open_driver
+from bot.inbox import MIGRATION as INBOX_MIGRATION
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -127,6 +128,7 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE cf_audit ADD COLUMN hash TEXT",
         ),
     ),
+    INBOX_MIGRATION,  # acknowledged deliveries, answered even if their replica dies (bot/inbox.py)
 ]
 
 
