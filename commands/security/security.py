@@ -318,7 +318,7 @@ async def cidr_blocked(ctx: Context, cidr: str, blocked: bool) -> Probe:
     if policy is None:
         said = f"NetworkPolicy {POLICY} does not exist (any more)"
     else:
-        said = f"{cidr} reads back {'in' if listed else 'in no'} except list of NetworkPolicy {POLICY}"
+        said = f"{cidr} reads back {'in the' if listed else 'in no'} except list of NetworkPolicy {POLICY}"
     if listed == blocked:
         return Probe(done=True, progress=said)
     return Probe(done=False, progress=said, problem=f"{said}: something changed the policy since")

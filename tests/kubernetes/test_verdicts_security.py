@@ -53,7 +53,8 @@ class PatchLost:
 async def test_block_ip_is_verified_by_the_policy_and_undo_unblocks(bot, sandbox, sim) -> None:
     request, thread = await request_and_approve(bot, "block-ip 203.0.113.7")
     assert "203.0.113.7/32" in await excepts(sandbox.kubeconfig)
-    assert "Verified in" in thread and f"203.0.113.7/32 reads back in except list of NetworkPolicy {POLICY}" in thread
+    assert "Verified in" in thread
+    assert f"203.0.113.7/32 reads back in the except list of NetworkPolicy {POLICY}" in thread
     final = message(bot, request["ts"])
     assert "cf_undo" in buttons(final)
     assert f"remove 203.0.113.7/32 from the except list of NetworkPolicy {POLICY}" in json.dumps(final["blocks"])
