@@ -27,9 +27,11 @@ lint: $(STAMP)
 	&& echo "amtool: deploy/prometheus/alertmanager.yml SUCCESS"; \
 	else echo "lint: amtool not installed, deploy/prometheus/alertmanager.yml not checked (scripts/services.sh installs it)"; fi
 
-# scripts/services.sh starts PostgreSQL and Redis if needed and preloads pg_stat_statements (one line says what it did).
-test: lint
+# scripts/services.sh starts PostgreSQL and Redis if needed, preloads pg_stat_statements and installs Prometheus and
+# Alertmanager when missing (one line says what it did); first, so that lint's promtool/amtool checks run too.
+test: $(STAMP)
 	scripts/services.sh
+	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -rs
 
 bench: $(STAMP)
