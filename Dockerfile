@@ -18,7 +18,8 @@ RUN groupadd --system --gid 10001 cf && useradd --system --uid 10001 --gid cf --
 COPY --from=build /opt/cf /opt/cf
 WORKDIR /app
 RUN mkdir -p /app/var && chown cf:cf /app/var
-ENV PATH=/opt/cf/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CF_CONFIG=/etc/cf/config.yaml
+ENV PATH=/opt/cf/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CF_CONFIG=/etc/cf/config.yaml \
+    MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=2)" || exit 1
