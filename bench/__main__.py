@@ -1,4 +1,8 @@
-"""Run every benchmark, print the figures and write them to bench/RESULTS.md."""
+"""Run every benchmark, print the figures and write them to bench/RESULTS.md.
+
+    python -m bench alerts     Alertmanager webhook -> message with context, p95 (bench/alerts.py; its own
+                               section of RESULTS.md)
+"""
 
 from __future__ import annotations
 
@@ -56,4 +60,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["alerts"]:  # webhook -> alert message with context (bench/alerts.py; its own section)
+        from bench import alerts
+
+        sys.exit(asyncio.run(alerts.main(sys.argv[2:])))
     sys.exit(asyncio.run(main()))
