@@ -253,6 +253,17 @@ async def test_cluster_failover_is_verified_when_the_writer_moves(bot: BotHarnes
     assert "Verified in" in thread and f"cluster {DB_CLUSTER} available, writer {now} (available; was {was})" in thread
 
 
+async def test_a_cluster_failover_that_keeps_its_writer_is_not_verified(
+        bot: BotHarness, aws_sandbox, short_rds_waits, monkeypatch: pytest.MonkeyPatch) -> None:
+    rds = backend("rds", REGION)
+    was = writer(aws_sandbox)
+    monkeypatch.setattr(rds, "failover_db_cluster",  # accepted, and no reader promoted
+                        lambda db_cluster_identifier, **_: rds.clusters[db_cluster_identifier])
+    thread = await request_and_approve(bot, f"db failover {DB_CLUSTER}")
+    assert writer(aws_sandbox) == was
+    assert "Not verified after" in thread and f"writer {was} (the writer has not moved)" in thread
+
+
 async def test_snapshot_is_verified_available(bot: BotHarness, aws_sandbox) -> None:
     thread = await request_and_approve(bot, "db snapshot --name cf-verdict-snap")
     snap = boto(aws_sandbox, "rds").describe_db_snapshots(DBSnapshotIdentifier="cf-verdict-snap")["DBSnapshots"][0]
