@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from integrations.errors import Forbidden, IntegrationError, NotFound, Unavailable
+from integrations.webjson import JsonClient
 
 SYSTEM = "Alertmanager"
 MAX_ANSWER_BYTES = 8 * 2**20
@@ -37,20 +38,17 @@ def matchers(labels: Mapping[str, str]) -> list[dict[str, Any]]:
     return [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in sorted(labels.items())]
 
 
-class Alertmanager:
+class Alertmanager(JsonClient):
+    """The session handling is `JsonClient`'s; the answers are read here, where Alertmanager's own words
+    (a JSON string, not an object) and its "already expired" are known."""
+
     def __init__(self, url: str, timeout: float = 10.0) -> None:
+        super().__init__(SYSTEM, timeout)
         self.base = url.rstrip("/")
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
     @property
     def where(self) -> str:
         return self.base
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
 
     async def create_silence(self, labels: Mapping[str, str], starts: datetime, ends: datetime, created_by: str,
                              comment: str) -> str:
@@ -98,10 +96,6 @@ class Alertmanager:
             raise IntegrationError(SYSTEM, "the answer is too large.", code="TooLarge")
         return _answer(raw, status)
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def _stamp(moment: datetime) -> str:

@@ -14,6 +14,7 @@ import pytest
 from bot.config import parse_settings
 from bot.services import build_services
 from commands.base import Services
+from incidents.wiring import operations
 from tests import prometheus_support
 from tests.harness import BASE_CONFIG, CHANNEL, OPERATOR, VIEWER, BotHarness, merge
 from tests.incident_support import ALERT_TOKEN, FakeClock, am_alert, am_payload, button, buttons, post_webhook, start
@@ -89,17 +90,20 @@ async def test_ack_records_who_and_when_and_stops_the_incident_reminders(sim, tm
     try:
         for name in ("DatabaseHighConnections", "GraphQLHighLatency"):  # two groups, two incidents
             await post_webhook(bot, am_payload(am_alert(name, severity="critical"), group=f"{{}}:{{alertname={name}}}"))
-        ops = bot.runtime.ops
+        ops = operations(bot.runtime)
+        assert ops is not None
         acked_incident, other = await ops.incidents.open_incidents()
-        [before] = alert_messages(bot, acked_incident.channel)
-        await bot.click(before["ts"], button(before, "Ack")["action_id"], VIEWER, channel=acked_incident.channel)
-        [message] = alert_messages(bot, acked_incident.channel)
+        channel = acked_incident.channel
+        assert channel is not None
+        [before] = alert_messages(bot, channel)
+        await bot.click(before["ts"], button(before, "Ack")["action_id"], VIEWER, channel=channel)
+        [message] = alert_messages(bot, channel)
         name = (await bot.runtime.audit.names([VIEWER]))[VIEWER]
         assert f"acked by @{name}" in shown(message) and "Ack" not in [b["text"]["text"] for b in buttons(message)]
         [entry] = [e for e in await bot.runtime.audit.tail(20) if e.event == "alert_acked"]
         assert entry.actor == VIEWER and entry.at == clock.now and entry.incident_id == acked_incident.id
         assert any("Acknowledged by" in t and f"Reminders for {acked_incident.id} stop" in t
-                   for t in bot.thread_texts(message["ts"], channel=acked_incident.channel))
+                   for t in bot.thread_texts(message["ts"], channel=channel))
 
         clock.advance(31 * 60)  # past sev2's 30 minutes: only the incident nobody acknowledged is reminded
         assert await ops.incidents.remind_due() == 1
@@ -107,7 +111,7 @@ async def test_ack_records_who_and_when_and_stops_the_incident_reminders(sim, tm
                     if "No update on" in str(c.args.get("text", ""))]
         assert other.channel in reminded and acked_incident.channel not in reminded
 
-        await bot.stale_click(before, "cf_alert_ack", OPERATOR, channel=acked_incident.channel)  # an old copy
+        await bot.stale_click(before, "cf_alert_ack", OPERATOR, channel=channel)  # an old copy
         assert any("Already acknowledged" in t for t in bot.private_texts())
     finally:
         await bot.close()
