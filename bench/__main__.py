@@ -43,6 +43,10 @@ async def main() -> None:
     sections.append(("`/cf status` at scale", status.__doc__ or "", status.report(await status.measure(workdir))))
     print("memory…", flush=True)
     sections.append(("Memory", memory.__doc__ or "", memory.report(await memory.measure(workdir))))
+    print("memory with graphs…", flush=True)
+    from bench import graphs
+
+    sections.append(("Memory with `/cf graph`", graphs.__doc__ or "", graphs.report(await graphs.measure(workdir))))
     header = [
         "# Benchmark results",
         "",

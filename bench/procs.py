@@ -63,10 +63,10 @@ async def start_sandbox(workdir: Path, pods: int = 0) -> tuple[Proc, str]:
     return sb, kubeconfig
 
 
-async def start_cf(workdir: Path, kubeconfig: str, slack_api_url: str) -> Proc:
+async def start_cf(workdir: Path, kubeconfig: str, slack_api_url: str, extra_config: str = "") -> Proc:
     port = free_port()
     config = workdir / "cf.yaml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + extra_config)
     env = {"CF_CONFIG": str(config), "KUBECONFIG": kubeconfig, "SLACK_BOT_TOKEN": "xoxb-test",
            "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack_api_url,
            "DATABASE_URL": f"sqlite:///{workdir / f'cf-{port}.db'}"}
