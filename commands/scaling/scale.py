@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from base.text import plural
@@ -87,6 +87,15 @@ async def _autoscaler_warnings(ctx: Context, deployment: str) -> list[str]:
             f"override this count, setting it between {low} and {high} by its metrics. Change the HPA to keep it."]
 
 
+def restart_stamp(now: datetime, last: str) -> datetime:
+    """The `restartedAt` moment for a restart now. The stamp has whole seconds (as kubectl writes it), so a
+    restart in the same second as the last one would leave the pod template unchanged: no new ReplicaSet,
+    no pod replaced, yet reported done. Then it takes the next second (found by bench/soak.py)."""
+    if now.strftime("%Y-%m-%dT%H:%M:%SZ") == last:
+        return now + timedelta(seconds=1)
+    return now
+
+
 @command(
     "restart",
     summary="Rolling restart of a deployment (kubectl rollout restart), after approval.",
@@ -105,7 +114,7 @@ async def restart(ctx: Context, deployment: str) -> Change:
     revision = (dep.get("metadata", {}).get("annotations") or {}).get(REVISION)
 
     async def apply() -> Outcome:
-        at = datetime.now(UTC)
+        at = restart_stamp(datetime.now(UTC), last)
         cause = f"cf restart {deployment} (request {ctx.request_id})" if ctx.request_id else None
         patched = await ctx.kube.restart_deployment(ctx.namespace, deployment, at, cause=cause)
         stamp = patched["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
