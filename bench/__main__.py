@@ -1,8 +1,4 @@
-"""Run every benchmark, print the figures and write them to bench/RESULTS.md.
-
-    python -m bench alerts     Alertmanager webhook -> message with context, p95 (bench/alerts.py; its own
-                               section of RESULTS.md)
-"""
+"""Run every benchmark, print the figures and write them to bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -43,10 +39,6 @@ async def main() -> None:
     sections.append(("`/cf status` at scale", status.__doc__ or "", status.report(await status.measure(workdir))))
     print("memory…", flush=True)
     sections.append(("Memory", memory.__doc__ or "", memory.report(await memory.measure(workdir))))
-    print("memory with graphs…", flush=True)
-    from bench import graphs
-
-    sections.append(("Memory with `/cf graph`", graphs.__doc__ or "", graphs.report(await graphs.measure(workdir))))
     header = [
         "# Benchmark results",
         "",
@@ -64,8 +56,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["alerts"]:  # webhook -> alert message with context (bench/alerts.py; its own section)
-        from bench import alerts
+    if sys.argv[1:2] == ["fuzz"]:  # `python -m bench fuzz [INPUTS_PER_SHAPE]`: bench/fuzz.py, its own section
+        from bench import fuzz
 
-        sys.exit(asyncio.run(alerts.main(sys.argv[2:])))
+        sys.exit(fuzz.main(sys.argv[2:]))
     sys.exit(asyncio.run(main()))
