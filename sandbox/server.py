@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import conversions, errors, openapi, printing, protobuf
+from . import conversions, errors, faults, openapi, printing, protobuf
 from .api import Api, ResourceRequest
 from .cluster import Cluster
 from .logs import follow_text
@@ -105,6 +105,7 @@ class Server:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 2**20)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.fault_windows = faults.attach(app)  # POST /_sandbox/faults: slow or failing windows (sandbox/faults.py)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ serves all of it with aiohttp and records every call; ``driver.SlackDriver`` sen
 requests to the app and applies Slack's handling of the answers back onto the sim.
 """
 
+from .chaos import Chaos
 from .driver import Delivery, SlackDriver
 from .payloads import block_actions_body, new_trigger_id, sign, slash_body, view_submission_body
 from .server import Call, SlackSim
@@ -15,6 +16,7 @@ from .workspace import SlackError
 
 __all__ = [
     "Call",
+    "Chaos",
     "Delivery",
     "SlackDriver",
     "SlackError",

@@ -3,7 +3,8 @@
 Routes: ``/api/{method}`` (GET or POST; form, multipart or JSON bodies; ``Authorization: Bearer``
 or a ``token`` field), ``/upload/v1/{file_id}`` (step two of ``files_upload_v2``) and
 ``/hooks/...`` (response_urls). Every request is recorded as a ``Call`` before anything else
-happens, then failures queued by ``fail_next`` are served, then auth, then the handler.
+happens, then failures queued by ``fail_next`` are served, then opt-in ``chaos`` (``chaos.py``; off
+unless a soak sets it), then auth, then the handler.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from . import blockkit
+from .chaos import HOLD, Chaos, Fate
 from .render import render
 from .webapi import METHODS, flag
 from .workspace import SlackError, Workspace
@@ -67,6 +69,7 @@ class SlackSim(Workspace):
         self.response_url_ttl = 30 * 60
         self.url = ""
         self._failures: dict[str, list[_Failure]] = {}
+        self.chaos: Chaos | None = None  # opt-in: a share of calls fail or hang (chaos.py); None for every test
         self._hooks: dict[str, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
 
@@ -156,6 +159,13 @@ class SlackSim(Workspace):
     # ---- /api/{method} --------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        fate = self.chaos.draw(method) if self.chaos is not None else None
+        response = await self._api_call(request, method, fate)
+        if fate is not None and fate.kind == HOLD:
+            await asyncio.sleep(fate.hold_seconds)  # applied, answered too late (chaos.py)
+        return response
+
+    async def _api_call(self, request: web.Request, method: str, fate: Fate | None) -> web.Response:
         try:
             args, token = await _read_args(request)
         except _BadRequest as bad:
@@ -164,6 +174,8 @@ class SlackSim(Workspace):
         call = Call(method, args, time.time())
         self.calls.append(call)
         failure = self._take_failure(method)
+        if failure is None and fate is not None and fate.kind != HOLD:
+            failure = _Failure(fate.error, fate.status, fate.retry_after, 1)
         if failure is not None:
             return self._fail(call, failure)
         if token is None:
@@ -227,6 +239,13 @@ class SlackSim(Workspace):
 
     # ---- response_url ---------------------------------------------------------------------
     async def _hook(self, request: web.Request) -> web.Response:
+        fate = self.chaos.draw("response_url") if self.chaos is not None else None
+        response = await self._hook_call(request, fate)
+        if fate is not None and fate.kind == HOLD:
+            await asyncio.sleep(fate.hold_seconds)
+        return response
+
+    async def _hook_call(self, request: web.Request, fate: Fate | None) -> web.Response:
         url = self.url + request.path
         try:
             payload = json.loads(await request.text() or "{}")
@@ -236,6 +255,8 @@ class SlackSim(Workspace):
         call = Call("response_url", args, time.time())
         self.calls.append(call)
         failure = self._take_failure("response_url")
+        if failure is None and fate is not None and fate.kind != HOLD:
+            failure = _Failure(fate.error, fate.status, fate.retry_after, 1)
         if failure is not None:
             return self._fail(call, failure)
         hook = self._hooks.get(request.match_info["rid"])
