@@ -187,7 +187,7 @@ class Verdicts:
             note = f"Verified in {took}" + (f": {escape(seen)}" if seen else ".")
         else:
             stored = json.loads(action.verify_spec or "{}")
-            note = f"Not verified after {took}: {escape(seen)}."
+            note = f"Not verified after {took}: {escape(seen.rstrip('.'))}."
             hints = []
             if stored.get("look_further"):
                 hints.append(f"look further with {code(stored['look_further'])}")
