@@ -569,17 +569,13 @@ def test_scenario_names_and_determinism() -> None:
     assert fingerprint(Sandbox(seed=7)) != fingerprint(Sandbox(seed=8))
 
 
-def test_extra_pods_list_fast(make_cluster: Callable[..., Served]) -> None:
-    started = time.monotonic()
+def test_extra_pods_are_seeded_and_listed(make_cluster: Callable[..., Served]) -> None:
+    # how fast they list is bench's to say (`python -m bench`: `/cf status` at 1,000 extra pods), not a test's
     cluster = make_cluster(extra_pods=1500)
-    built = time.monotonic() - started
     calls = cluster.sandbox.api_calls
-    started = time.monotonic()
     rows = cluster.out("get", "pods", "-A", "--no-headers").splitlines()
-    listed = time.monotonic() - started
     assert len(rows) == 1500 + sum(APPS.values()) + 9
     assert cluster.sandbox.api_calls > calls
-    assert built < 5 and listed < 5
 
 
 def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
