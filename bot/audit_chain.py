@@ -14,6 +14,13 @@ exact JSON text stored, incident, request id) as compact sorted JSON. The store 
 Entries written before the chain existed (migration 0006) are counted, not judged. A chain cannot show
 that its newest entries were cut off; `head` (the newest hash, printed by `cfbot audit verify` and kept in
 every export line) compared with a copy kept elsewhere (a SIEM) does.
+
+Retention (`audit.retention_days`, `Store.prune_audit`) deletes only a contiguous oldest prefix, and first
+appends an `audit_pruned` entry to the chain naming the first entry it keeps and that entry's `prev_hash`.
+Walking the whole chain (no `--since`), its first entry must either start it (no previous hash) or be vouched
+for by such a record further on: the record names this very entry with this previous hash, or a later one
+(a retention run that stopped part way through its oldest-first deletion). A prefix deleted any other way
+leaves a first entry nobody vouches for, and verify names it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = hashlib.sha256(b"cf-audit-genesis").hexdigest()
+PRUNED = "audit_pruned"  # the event retention records before it deletes (detail: first_kept_id, first_kept_prev_hash)
 FIELDS = ("at", "action_id", "event", "actor", "command", "channel", "detail", "incident_id", "request_id")
 Row = dict[str, Any]
 
@@ -48,6 +56,7 @@ class ChainReport:
     head_id: int | None = None
     bad_id: int | None = None
     problem: str | None = None
+    pruned_by: int | None = None  # the audit_pruned entry that accounts for the missing older entries
 
     @property
     def ok(self) -> bool:
@@ -61,6 +70,8 @@ class ChainReport:
                 f" ({self.unchained} written before the chain began)" if self.unchained else "")
         text = (f"audit chain intact: {self.checked} entries verified, #{self.first_id} to #{self.head_id}; "
                 f"head {self.head}")
+        if self.pruned_by is not None:
+            text += f"; entries before #{self.first_id} were removed by retention, as entry #{self.pruned_by} records"
         if self.unchained:
             text += f" ({self.unchained} older entries were written before the chain began and are not covered)"
         return text
@@ -77,6 +88,7 @@ async def verify(pages: Callable[[int, float | None], Awaitable[list[Row]]], sin
     prev_hash: str | None = None
     prev_id: int | None = None
     started = False
+    cut: tuple[int, str] | None = None  # the first entry, when entries before it are gone: to be vouched for
     async for row in _rows(pages, since, page_size):
         rid = int(row["id"])
         if row.get("hash") is None:
@@ -89,8 +101,11 @@ async def verify(pages: Callable[[int, float | None], Awaitable[list[Row]]], sin
         if not started:
             started = True
             report.first_id = rid
-            # from the chain's first entry (or the first one --since selects) on, trust its link backwards
+            # from the first entry --since selects on, trust its link backwards; over the whole chain, a first
+            # entry with a previous hash needs a retention record (audit_pruned) to vouch for it
             prev_hash = row.get("prev_hash")
+            if since is None and prev_hash is not None:
+                cut = (rid, str(prev_hash))
         elif row.get("prev_hash") != prev_hash:
             gap = f" (entries #{prev_id + 1} to #{rid - 1} are missing)" if prev_id is not None and rid > prev_id + 1 \
                 else ""
@@ -106,7 +121,25 @@ async def verify(pages: Callable[[int, float | None], Awaitable[list[Row]]], sin
         report.checked += 1
         prev_hash, prev_id = str(row["hash"]), rid
         report.head, report.head_id = prev_hash, rid
+        if cut is not None and report.pruned_by is None and row["event"] == PRUNED and _vouches(row, *cut):
+            report.pruned_by = rid
+    if cut is not None and report.pruned_by is None:
+        report.bad_id, report.problem = cut[0], (
+            f"entry #{cut[0]} is the oldest in the store but follows an entry that is gone, and no {PRUNED} entry "
+            "records a retention cut there: older entries were deleted")
     return report
+
+
+def _vouches(row: Row, first_id: int, first_prev: str) -> bool:
+    """Whether an audit_pruned entry accounts for a chain that now starts at `first_id` (see the module doc)."""
+    try:
+        detail = json.loads(row["detail"] or "{}")
+        kept = int(detail["first_kept_id"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if kept == first_id:
+        return bool(detail.get("first_kept_prev_hash") == first_prev)
+    return kept > first_id
 
 
 async def _rows(pages: Callable[[int, float | None], Awaitable[list[Row]]], since: float | None,
@@ -121,4 +154,4 @@ async def _rows(pages: Callable[[int, float | None], Awaitable[list[Row]]], sinc
         after = int(batch[-1]["id"])
 
 
-__all__ = ["GENESIS", "ChainReport", "canonical", "entry_hash", "verify"]
+__all__ = ["GENESIS", "PRUNED", "ChainReport", "canonical", "entry_hash", "verify"]

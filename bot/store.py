@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.audit_chain import entry_hash
+from bot.audit_chain import PRUNED, entry_hash
 from bot.drivers import Driver, Migration, PostgresDriver, Row, SqliteDriver, StoreUnavailable, open_driver
 from bot.inbox import MIGRATION as INBOX_MIGRATION
 
@@ -129,6 +129,26 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
     INBOX_MIGRATION,  # acknowledged deliveries, answered even if their replica dies (bot/inbox.py)
+    # The audit at scale (issue 15 §2, `python -m bench store`): every `/cf audit` filter answered from an index.
+    # `cf_audit.target` is the change's target copied from its request when each entry is written (derived, like
+    # the join it replaces, so outside the hash; the requested entry's hashed detail still holds it), filled here
+    # for the entries already written. (x, id) indexes let the newest entries of a target, a person or a request
+    # be read in id order without touching the rest; cf_audit_action_id (action_id, id) replaces cf_audit_action.
+    Migration(
+        "0009_audit_at_scale",
+        (
+            "ALTER TABLE cf_audit ADD COLUMN target TEXT",
+            "UPDATE cf_audit SET target = (SELECT x.target FROM cf_actions x WHERE x.id = cf_audit.action_id) "
+            "WHERE action_id IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS cf_audit_target ON cf_audit (target, id)",
+            "CREATE INDEX IF NOT EXISTS cf_audit_actor ON cf_audit (actor, id)",
+            "CREATE INDEX IF NOT EXISTS cf_audit_action_id ON cf_audit (action_id, id)",
+            "DROP INDEX IF EXISTS cf_audit_action",
+            "CREATE INDEX IF NOT EXISTS cf_actions_target ON cf_actions (target)",
+            "CREATE INDEX IF NOT EXISTS cf_actions_requester ON cf_actions (requester)",
+            "CREATE INDEX IF NOT EXISTS cf_actions_approver ON cf_actions (approver)",
+        ),
+    ),
 ]
 
 
@@ -203,6 +223,7 @@ class AuditEntry:
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:
         data = dict(row)
+        data.pop("target", None)  # a column for `/cf audit --target` (migration 0009); AuditView shows it
         data["detail"] = json.loads(data["detail"] or "{}")
         return cls(**data)
 
@@ -243,6 +264,9 @@ class AuditQuery:
     since: float | None = None  # epoch seconds
     request_id: str | None = None  # a change request's id (its action id) or a command's request id
 
+
+AUDIT_COLUMNS = ("id", "at", "action_id", "event", "actor", "command", "channel", "detail", "incident_id", "request_id",
+                 "prev_hash", "hash")
 
 PENDING, APPROVED, RUNNING, DONE, FAILED = "pending", "approved", "running", "done", "failed"
 DENIED, EXPIRED, INTERRUPTED, STALE = "denied", "expired", "interrupted", "stale"
@@ -403,8 +427,9 @@ class Store:
         rows = await self.driver.insert_chained(
             "SELECT hash FROM cf_audit WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1",
             "INSERT INTO cf_audit (at, action_id, event, actor, command, channel, detail, incident_id, request_id, "
-            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            params,
+            "prev_hash, hash, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT x.target FROM cf_actions x WHERE x.id = ?)) RETURNING id",
+            lambda last: [*params(last), action_id],
         )
         return int(rows[0]["id"])
 
@@ -422,34 +447,72 @@ class Store:
         return [AuditEntry.from_row(r) for r in rows]
 
     async def audit_query(self, query: AuditQuery) -> list[AuditView]:
-        """Filtered in SQL (both engines): each entry joined to its change request, if it has one."""
-        where: list[str] = []
+        """Filtered in SQL (both engines), newest first, each entry joined to its change request.
+
+        Each filter is answered from an index (migration 0009), so the cost follows what matches, not the
+        length of the trail: a target is matched against the distinct targets of change requests (a few
+        hundred), then entries are read by `cf_audit.target`; a person's entries are the union of those they
+        wrote (cf_audit_actor) and those of the changes they requested or approved (cf_audit_action_id), each
+        part cut to the newest `limit` before the union; since and request id have their own indexes.
+        """
+        conds: list[str] = []
         params: list[Any] = []
         if query.since is not None:
-            where.append("a.at >= ?")
+            conds.append("a.at >= ?")
             params.append(query.since)
         if query.request_id:
-            where.append("(a.action_id = ? OR a.request_id = ?)")
+            conds.append("(a.action_id = ? OR a.request_id = ?)")
             params += [query.request_id, query.request_id]
-        if query.users:
-            marks = ", ".join("?" for _ in query.users)
-            where.append(f"(a.actor IN ({marks}) OR x.requester IN ({marks}) OR x.approver IN ({marks}))")
-            params += [*query.users, *query.users, *query.users]
-        target = self._json_text("r.detail", "target")
         if query.target:
-            # whole words: `graphql-api` and `deployment/graphql-api` match "deployment/graphql-api in ns"
-            words = " ".join(query.target.lower().replace("/", " ").split())
-            where.append(f"(' ' || replace(lower({target}), '/', ' ') || ' ') LIKE ? ESCAPE '!'")
-            params.append("% " + words.replace("!", "!!").replace("%", "!%").replace("_", "!_") + " %")
+            targets, legacy = await self._targets_matching(query.target)
+            if not targets and not legacy:
+                return []
+            either = [f"a.target IN ({', '.join('?' for _ in targets)})"] if targets else []
+            if legacy:
+                either.append(f"a.action_id IN ({', '.join('?' for _ in legacy)})")
+            conds.append(f"({' OR '.join(either)})")
+            params += [*targets, *legacy]
+        where = " AND ".join(conds) or "1 = 1"
+        if query.users:
+            users = ", ".join("?" for _ in query.users)
+            newest = f"AND {where} ORDER BY a.id DESC LIMIT ?"
+            where = (f"a.id IN (SELECT id FROM (SELECT a.id FROM cf_audit a WHERE a.actor IN ({users}) {newest}) mine "
+                     f"UNION SELECT id FROM (SELECT a.id FROM cf_audit a WHERE a.action_id IN (SELECT x.id FROM "
+                     f"cf_actions x WHERE x.requester IN ({users}) OR x.approver IN ({users})) {newest}) theirs)")
+            params = [*query.users, *params, query.limit, *query.users, *query.users, *params, query.limit]
+        legacy_target = self._json_text("r.detail", "target")
         rows = await self.driver.fetch(
-            "SELECT a.*, x.request_text AS request_text, x.requester AS requester, x.approver AS approver, "
-            f"{target} AS target FROM cf_audit a "
-            "LEFT JOIN cf_actions x ON x.id = a.action_id "
-            "LEFT JOIN cf_audit r ON r.action_id = a.action_id AND r.event = 'requested' "
-            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY a.id DESC LIMIT ?",
+            f"SELECT {', '.join('a.' + c for c in AUDIT_COLUMNS)}, x.request_text AS request_text, "
+            "x.requester AS requester, x.approver AS approver, "
+            "CASE WHEN a.action_id IS NULL THEN NULL WHEN COALESCE(a.target, '') <> '' THEN a.target "
+            f"ELSE (SELECT {legacy_target} FROM cf_audit r WHERE r.action_id = a.action_id AND r.event = 'requested' "
+            "ORDER BY r.id LIMIT 1) END AS target "
+            "FROM cf_audit a LEFT JOIN cf_actions x ON x.id = a.action_id "
+            f"WHERE {where} ORDER BY a.id DESC LIMIT ?",
             [*params, query.limit],
         )
         return [AuditView.from_row(r) for r in rows]
+
+    async def _targets_matching(self, target: str) -> tuple[list[str], list[str]]:
+        """The change targets that hold `target`'s words as whole words (`graphql-api`, `deployment/graphql-api`
+        match "deployment/graphql-api in ns"; any case), and the requests from before targets were stored with
+        them (target '' in cf_actions, the target only in the requested entry's detail) that match too."""
+        pattern = "% " + " ".join(target.lower().replace("/", " ").split()).replace("!", "!!").replace(
+            "%", "!%").replace("_", "!_") + " %"
+
+        words = " " + " ".join(target.lower().replace("/", " ").split()) + " "
+        # the distinct targets by a loose index scan (one probe of cf_actions_target per target, not a pass over
+        # every request), matched here
+        found = await self.driver.fetch(
+            "WITH RECURSIVE d(t) AS (SELECT min(target) FROM cf_actions WHERE target > '' UNION ALL "
+            "SELECT (SELECT min(target) FROM cf_actions WHERE target > d.t) FROM d WHERE d.t IS NOT NULL) "
+            "SELECT t FROM d WHERE t IS NOT NULL")
+        targets = [str(r["t"]) for r in found if words in f" {str(r['t']).lower().replace('/', ' ')} "]
+        legacy = await self.driver.fetch(
+            "SELECT x.id FROM cf_actions x JOIN cf_audit r ON r.action_id = x.id AND r.event = 'requested' "
+            f"WHERE x.target = '' AND (' ' || replace(lower({self._json_text('r.detail', 'target')}), '/', ' ') "
+            "|| ' ') LIKE ? ESCAPE '!'", [pattern])
+        return targets, [str(r["id"]) for r in legacy]
 
     async def audit_people(self, recent: int = 5000) -> list[str]:
         """Everyone who acted in the last `recent` entries (to find a person by name)."""
@@ -463,6 +526,48 @@ class Store:
         if self.driver.dialect == "postgresql":
             return f"({column}::json ->> '{key}')"
         return f"json_extract({column}, '$.{key}')"
+
+    # audit retention (the scheduled job in incidents/jobs.py) ------------------------------------
+
+    async def audit_retention_cut(self, before: float, keep_incidents: Sequence[str] = ()) -> int | None:
+        """The id of the oldest entry retention must keep: the oldest at or after `before`, the oldest of an
+        incident in `keep_incidents` (the open ones), and never past the newest entry (the chain's head, which
+        the next entry links to). None for an empty trail."""
+        found = await self.driver.fetch("SELECT min(id) AS id FROM cf_audit WHERE at >= ?", [before])
+        cuts = [found[0]["id"]]
+        if keep_incidents:
+            marks = ", ".join("?" for _ in keep_incidents)
+            found = await self.driver.fetch(f"SELECT min(id) AS id FROM cf_audit WHERE incident_id IN ({marks})",
+                                            list(keep_incidents))
+            cuts.append(found[0]["id"])
+        cuts.append((await self.driver.fetch("SELECT max(id) AS id FROM cf_audit"))[0]["id"])
+        known = [int(c) for c in cuts if c is not None]
+        return min(known) if known else None
+
+    async def prune_audit(self, *, before: float, keep_incidents: Sequence[str] = (), now: float,
+                          detail: dict[str, Any] | None = None, batch: int = 5000) -> int:
+        """Delete the oldest entries up to the retention cut (`audit_retention_cut`); how many were deleted.
+
+        Only a contiguous oldest prefix goes, oldest first in batches (other writers get the store between
+        them), and only after an `audit_pruned` entry in the chain names the first entry kept and its previous
+        hash: `bot.audit_chain.verify` accepts that as the chain's start, and a prefix deleted any other way
+        still fails it. A run that stops part way leaves a shorter prefix deleted, which the record covers too.
+        """
+        cut = await self.audit_retention_cut(before, keep_incidents)
+        if cut is None or not await self.driver.fetch("SELECT id FROM cf_audit WHERE id < ? LIMIT 1", [cut]):
+            return 0
+        kept = (await self.driver.fetch("SELECT prev_hash FROM cf_audit WHERE id = ?", [cut]))[0]
+        await self.append_audit(at=now, event=PRUNED, actor="cf", command="audit retention", detail={
+            **(detail or {}), "first_kept_id": cut, "first_kept_prev_hash": kept["prev_hash"], "before": before,
+            "kept_incidents": sorted(keep_incidents)})
+        deleted = 0
+        while True:
+            count = await self.driver.execute(
+                "DELETE FROM cf_audit WHERE id IN (SELECT id FROM cf_audit WHERE id < ? ORDER BY id LIMIT ?)",
+                [cut, batch])
+            deleted += max(count, 0)
+            if count < batch:
+                return deleted
 
     async def audit_for_action(self, action_id: str) -> list[AuditEntry]:
         rows = await self.driver.fetch("SELECT * FROM cf_audit WHERE action_id = ? ORDER BY id", [action_id])
