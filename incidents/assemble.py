@@ -33,6 +33,7 @@ from commands.catalog import REGISTRY
 from commands.clients import IncidentsClient
 from incidents import schema
 from incidents import slack as incident_slack
+from incidents.jobs import RETENTION_EVERY, AuditRetentionJob
 from incidents.wiring import build_operations, schedule_jobs
 
 __all__ = ["build_runtime", "build_slack_app", "build_web_application"]
@@ -79,6 +80,9 @@ async def build_runtime(
     scheduler.every("approvals.expire", sweep, approvals.expire_due)
     scheduler.every("approvals.interrupted", sweep, approvals.recover_interrupted)
     schedule_jobs(ops, scheduler=scheduler, dispatcher=dispatcher, settings=settings, services=services, clock=clock)
+    if settings.audit.retention_days is not None:  # unset: the audit keeps everything
+        retention = AuditRetentionJob(settings, store, ops.incidents.records, clock)
+        scheduler.every("audit.retention", RETENTION_EVERY, retention.run)
     runtime = Runtime(
         settings=settings,
         store=store,

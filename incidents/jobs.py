@@ -9,6 +9,9 @@ said: a breach is posted once when it starts and once when it ends, never on eve
   `alerts.health_samples` runs is over `probes.sla_seconds` (2 s).
 - RPO: the newest point the database can be restored to — the later of RDS's latest restorable time
   and its newest snapshot, through the "aws" service — must be at most `alerts.rpo_minutes` (15) old.
+
+`AuditRetentionJob` (hourly, when `audit.retention_days` is set) is the one job here that says nothing in
+Slack: it deletes aged audit entries the way the hash chain allows (see its docstring).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from base.durations import duration_text
 from bot.config import Settings
 from bot.messenger import DeliveryError, Messenger
+from bot.store import Store
 from commands.base import Context, Services
 from commands.checks import Check, run_checks
 from incidents.store import IncidentStore
@@ -165,3 +169,37 @@ class RpoJob(_Job):
                               f"(RPO {limit:g} min; {seen}). `/cf db status`, `/cf db snapshot`.")
         return "ok", (f":large_green_circle: *RPO back within {limit:g} min* for `{db}` "
                       f"(newest point {age:.0f} min old).")
+
+
+RETENTION_EVERY = 3600.0  # seconds between audit retention runs (each run deletes at most what aged out since)
+
+
+class AuditRetentionJob:
+    """Deletes audit entries older than `audit.retention_days`, never one of an open incident.
+
+    The audit is a hash chain, so retention cuts only its oldest contiguous part: everything before the
+    oldest entry that must stay (newer than the cut-off, or filed under an incident still open) and records
+    the cut in the chain first (`Store.prune_audit`), so `cfbot audit verify` tells it from tampering. An
+    open incident that began long ago therefore holds back the entries after its first one until it is
+    resolved. Nothing runs when the setting is unset (keep everything, the default).
+    """
+
+    def __init__(self, settings: Settings, store: Store, records: IncidentStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = records
+        self.clock = clock
+
+    async def run(self) -> int:
+        days = self.settings.audit.retention_days
+        if days is None:
+            return 0
+        now = self.clock()
+        keep = [i.id for i in await self.records.open_incidents()]
+        deleted = await self.store.prune_audit(before=now - days * 86400, keep_incidents=keep, now=now,
+                                               detail={"retention_days": days})
+        if deleted:
+            log.info("audit retention deleted old entries", extra={"deleted": deleted, "retention_days": days,
+                                                                   "kept_incidents": len(keep)})
+        return deleted
