@@ -1,8 +1,9 @@
 """`cfbot demo`: the bot in a terminal, on a fresh machine, with no Slack and no cluster.
 
 Each part of the world the demo simulates is one `DemoPart` setup: it starts what it needs (the
-sandbox cluster in-process, a moto server, local stand-ins), registers its cleanup on the exit stack,
-and returns the services and config it contributes. The console then plays Slack for one channel.
+sandbox cluster in-process, a moto server, local stand-ins, Prometheus and Alertmanager when this
+machine has them), registers its cleanup on the exit stack, and returns the services and config it
+contributes. The console then plays Slack for one channel.
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ import contextlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.change_buttons import ask_again
 from bot.config import parse_settings
+from bot.listening import guarded
+from bot.messenger import Origin
 from commands.base import Services
 from demo.aws import aws_part
-from demo.console import ConsoleMessenger
+from demo.console import ConsoleButton, ConsoleMessenger
+from demo.monitoring import monitoring_part
 from demo.parts import DemoEnv, DemoPart, DemoSetup
 from demo.session import ConsoleSession
 from demo.targets import postgres_part, redis_part
 from demo.vendors import vendors_part
+from incidents.alert_views import ACK, SILENCE, UNSILENCE
 from incidents.assemble import build_runtime
+from incidents.wiring import operations
 
 __all__ = ["DEMO_USERS", "SETUPS", "DemoEnv", "DemoPart", "run_demo"]
 
@@ -57,16 +65,24 @@ async def kube_part(env: DemoEnv) -> DemoPart:
 
 
 async def probes_part(env: DemoEnv) -> DemoPart:
-    """Local stand-ins for the services' /health, /metrics and WebSocket endpoints, and the `probes:` config."""
+    """Local stand-ins for the services' /health, /metrics and WebSocket endpoints, and the `probes:` config.
+
+    Their metrics show the scenario where it has an effect on them (sandbox.scenarios.TRAFFIC); Prometheus
+    scrapes them when the demo has one (demo.monitoring).
+    """
     from sandbox.probe_targets import ProbeTargets
+    from sandbox.scenarios import apply_traffic
 
     targets = ProbeTargets()
+    apply_traffic(targets.knobs, env.scenario)
     url = await targets.start()
     env.stack.push_async_callback(targets.stop)
+    env.scrape_configs.extend(targets.scrape_configs())
     return DemoPart(config={"probes": targets.probes_config()}, note=f"Probes: stand-in service endpoints at {url}")
 
 
-SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part, vendors_part]
+# monitoring_part last: it scrapes what the others serve (DemoEnv.scrape_configs)
+SETUPS: list[DemoSetup] = [kube_part, postgres_part, redis_part, aws_part, probes_part, vendors_part, monitoring_part]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -95,13 +111,12 @@ async def run_demo(user: str, scenario: str | None = None, keep_files: bool = Fa
 async def _run(env: DemoEnv, user: str) -> None:
     services = Services()
     config = dict(DEMO_CONFIG)
-    notes = []
+    parts = []
     for setup in SETUPS:
         part = await setup(env)
+        parts.append(part)
         services.update(part.services)
         config = _merge(config, part.config)
-        if part.note:
-            notes.append(part.note)
     settings = parse_settings(config, "demo config")
     messenger = ConsoleMessenger(names={v: k for k, v in DEMO_USERS.items()}, files_dir=env.workdir / "files")
     runtime = await build_runtime(
@@ -109,13 +124,22 @@ async def _run(env: DemoEnv, user: str) -> None:
     )
     env.stack.push_async_callback(runtime.close)
     await runtime.start()
+    for part in parts:
+        if part.attach is not None:
+            part.attach(runtime)
     interactive = sys.stdin.isatty()
     if interactive:
         print(BANNER.format(names=", ".join(f"{n} ({u})" for n, u in DEMO_USERS.items()), workdir=env.workdir))
-        for note in notes:
-            print(f"  {note}")
+        for part in parts:
+            if part.note:
+                print(f"  {part.note}")
+    for part in parts:  # said whatever the input: what is missing, and how to get it
+        if part.hint:
+            print(f"  {part.hint}" if interactive else part.hint)
+    if interactive:
         print()
-    session = ConsoleSession(
+    ops = operations(runtime)
+    session = DemoSession(
         messenger=messenger,
         handle=runtime.dispatcher.handle,
         approve=runtime.approvals.approve,
@@ -124,8 +148,29 @@ async def _run(env: DemoEnv, user: str) -> None:
         user=DEMO_USERS.get(user, user),
         keep=lambda: _keep(env),
         again=lambda action_id, origin: ask_again(runtime, action_id, origin),
+        alert_click=None if ops is None else ops.controls.handle,
     )
     await session.run(sys.stdin, interactive)
+
+
+AlertClick = Callable[[str, str, Origin], Awaitable[None]]
+ALERT_ACTIONS = (ACK, f"{SILENCE}:", UNSILENCE)
+
+
+@dataclass
+class DemoSession(ConsoleSession):
+    """The console session, and an alert message's own buttons (Ack, Silence, Unsilence) clicked as in Slack."""
+
+    alert_click: AlertClick | None = None
+
+    async def _click(self, button: ConsoleButton, address: str) -> None:
+        click = self.alert_click
+        if click is None or not button.action_id.startswith(ALERT_ACTIONS):
+            await super()._click(button, address)
+            return
+        origin = Origin(user=self.user, channel=button.channel, message_ts=button.message_ts)
+        self.out.write(f"  ({self._name()} clicked {button.label} — {address})\n")
+        await guarded(self.messenger, origin, lambda: click(button.action_id, button.value, origin))
 
 
 def _keep(env: DemoEnv) -> Path:
