@@ -119,21 +119,44 @@ async def test_a_fire_drill_shows_a_real_alert_in_the_console_within_a_minute(tm
     print(f"alert on screen {took:.1f}s after the demo started")
 
 
-async def test_without_the_binaries_the_demo_says_how_to_get_them_in_one_line(tmp_path: Path) -> None:
-    hidden = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                             if d and not any((Path(d) / name).exists() for name in
-                                              ("prometheus", "prometheus-alertmanager", "alertmanager")))
+def without_monitoring() -> str:
+    """PATH without the directories that hold prometheus or Alertmanager."""
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not any((Path(d) / name).exists() for name in
+                                            ("prometheus", "prometheus-alertmanager", "alertmanager")))
+
+
+async def piped_demo(tmp_path: Path, path: str) -> str:
+    """`cfbot demo --scenario db-pool-exhausted` with a few lines piped in and PATH `path`; what it printed."""
     proc = await asyncio.create_subprocess_exec(
         CFBOT, "demo", "--scenario", "db-pool-exhausted", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TMPDIR": str(tmp_path), "PATH": hidden})
+        env={**os.environ, "TMPDIR": str(tmp_path), "PATH": path})
     out, err = await asyncio.wait_for(proc.communicate(b"/cf pods graphql-api\n/cf graph error-rate\n"), 50)
-    text = out.decode()
     assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in out.decode() + err.decode()
+    return out.decode()
+
+
+async def test_without_the_binaries_the_demo_says_how_to_get_them_in_one_line(tmp_path: Path) -> None:
+    text = await piped_demo(tmp_path, without_monitoring())
     assert text.splitlines()[0] == HINT and text.count(HINT) == 1
     assert "Prometheus is not configured" in text  # `/cf graph` as before: the demo has no prometheus.url
     assert "graphql-api-" in text and "Running" in text
-    assert "Traceback" not in text + err.decode()
+    assert leftovers(tmp_path) == []
+
+
+async def test_binaries_that_do_not_start_are_one_line_and_the_demo_goes_on(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("prometheus", "prometheus-alertmanager"):
+        (fake / name).write_text("#!/bin/sh\necho 'level=error msg=\"broken install\"' >&2\nexit 1\n")
+        (fake / name).chmod(0o755)
+    text = await piped_demo(tmp_path, os.pathsep.join((str(fake), without_monitoring())))
+    [said] = [line for line in text.splitlines() if line.startswith("Alerts:")]
+    assert said == ('Alerts: alertmanager did not start: level=error msg="broken install"; '
+                    "the demo runs without real alerts")
+    assert "graphql-api-" in text and "Prometheus is not configured" in text
     assert leftovers(tmp_path) == []
 
 
