@@ -160,8 +160,13 @@ class Approvals:
         try:
             ts = await self.messenger.post(action.channel, view.text, view.blocks)
         except DeliveryError as exc:
-            await self.store.transition(action.id, (PENDING, APPROVED), FAILED, self.clock(), error=exc.code)
-            await self._audit("failed", action, detail={"error": f"could not post the approval message: {exc.code}"})
+            failed = await self.store.transition(action.id, (PENDING, APPROVED), FAILED, self.clock(), error=exc.code)
+            if failed is None:  # the message did arrive (its answer was lost): someone already acted on it
+                log.warning("request message answer lost, but the request went on", extra={"action_id": action.id,
+                                                                                          "error": exc.code})
+                return (await self.store.get_action(action.id)) or action
+            await self._audit("failed", failed, detail={"error": f"could not post the approval message: {exc.code}"})
+            await self._update_message(failed)
             raise
         action.message_ts = ts
         await self.store.set_fields(action.id, message_ts=ts)
@@ -199,7 +204,7 @@ class Approvals:
     # --- decisions --------------------------------------------------------------------------
 
     async def approve(self, action_id: str, origin: Origin) -> Action | None:
-        action = await self.store.get_action(action_id)
+        action = await self._clicked(action_id, origin)
         if action is None:
             await self._tell(origin, "That request no longer exists.")
             return None
@@ -225,7 +230,7 @@ class Approvals:
         return await self._execute(claimed)
 
     async def deny(self, action_id: str, origin: Origin) -> Action | None:
-        action = await self.store.get_action(action_id)
+        action = await self._clicked(action_id, origin)
         if action is None:
             await self._tell(origin, "That request no longer exists.")
             return None
@@ -243,6 +248,16 @@ class Approvals:
                           text=f":no_entry_sign: {verb} (<@{origin.user}>). Nothing was changed.")
         await self._update_message(denied)
         return denied
+
+    async def _clicked(self, action_id: str, origin: Origin) -> Action | None:
+        """The request a button on its message was clicked for. The click names the message: when the store
+        does not know its ts yet (the post's answer is late or lost, or its replica died before storing it),
+        it is taken from the click, so every later step still goes to the thread and updates the message."""
+        action = await self.store.get_action(action_id)
+        if action is not None and not action.message_ts and origin.message_ts and origin.channel == action.channel:
+            action.message_ts = origin.message_ts
+            await self.store.set_fields(action.id, message_ts=origin.message_ts)
+        return action
 
     async def _explain_lost(self, action_id: str, origin: Origin) -> None:
         """Someone else (or the clock) got there first: say what state the request is in."""

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 import commands.scaling.scale as scale
-from tests.harness import kubectl
+from tests.harness import APPROVER, OPERATOR, kubectl
 from tests.k8s_support import NS, request_and_approve
+from tests.slacksim import Chaos
 
 FROZEN = datetime(2026, 12, 2, 11, 11, 12, 300_000, tzinfo=UTC)
 
@@ -46,3 +47,25 @@ def test_a_restart_stamps_the_current_second_when_it_differs_from_the_last(last:
 
 def test_a_restart_in_the_second_of_the_last_one_stamps_the_next_second() -> None:
     assert scale.restart_stamp(FROZEN, "2026-12-02T11:11:12Z").strftime("%H:%M:%S") == "11:11:13"
+
+
+async def test_an_approval_before_the_request_message_is_known_still_runs_in_its_thread(bot, sim) -> None:
+    """The request message is posted, but its answer (the message's ts) is late: slower than the client waits
+    here, or the requesting replica is killed, or simply slower than a quick approver. An Approve click on the
+    message that arrives meanwhile used to run the change with no thread at all (no Approved/Running/Done
+    lines, the message kept its buttons and `Waiting for approval`), and when the late answer then timed out,
+    the requester was told Slack did not take it and the audit recorded `failed` after `done`."""
+    bot.runtime.messenger.client.timeout = 1.0  # type: ignore[attr-defined]  # the Web API client gives up after 1 s
+    sim.chaos = Chaos(rate_hold=1.0, hold_seconds=2.0, seed=1)  # every call applied, answered after 2 s
+    await bot.driver.slash("/cf scale graphql-api 4", user=OPERATOR)
+    request = await sim.wait_for(lambda s: next(iter(bot.requests()), None), timeout=10)
+    sim.chaos = None
+    await bot.click(request["ts"], "cf_approve", APPROVER)  # before the bot knows the message's ts
+    await bot.settle()
+    thread = " ".join(bot.thread_texts(request["ts"]))
+    assert "Approved by" in thread and "Done:" in thread, sim.transcript()[-2000:]
+    final = next(m for m in bot.messages() if m["ts"] == request["ts"])
+    assert "cf_approve" not in json.dumps(final["blocks"])  # the message shows the outcome, not the buttons
+    events = [e.event for e in await bot.runtime.store.audit_tail(20)]
+    assert "failed" not in events and "done" in events
+    assert not any("did not accept" in t for t in bot.private_texts(OPERATOR))
