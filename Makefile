@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench soak install clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The chaos soak (bench/soak.py, issue 15): 3 replicas, ~10 minutes of changes, approvals and reads while replicas
+# are killed, the store restarts and Slack and Kubernetes fail; the invariant table goes to bench/RESULTS.md and
+# any violation fails the target. Needs this machine's PostgreSQL server binaries and kubectl; installs nothing.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -55,7 +55,7 @@ async def test_an_approval_before_the_request_message_is_known_still_runs_in_its
     message that arrives meanwhile used to run the change with no thread at all (no Approved/Running/Done
     lines, the message kept its buttons and `Waiting for approval`), and when the late answer then timed out,
     the requester was told Slack did not take it and the audit recorded `failed` after `done`."""
-    bot.runtime.messenger.client.timeout = 1.0  # type: ignore[attr-defined]  # the Web API client gives up after 1 s
+    bot.runtime.messenger.client.timeout = 1.0  # the Web API client gives up after 1 s
     sim.chaos = Chaos(rate_hold=1.0, hold_seconds=2.0, seed=1)  # every call applied, answered after 2 s
     await bot.driver.slash("/cf scale graphql-api 4", user=OPERATOR)
     request = await sim.wait_for(lambda s: next(iter(bot.requests()), None), timeout=10)
