@@ -33,7 +33,8 @@ K8S_WINDOWS: list[tuple[str, dict[str, Any]]] = [
     ("slow", {"path": r"/api(s/[^/]+)?/v1/namespaces/collaboration/.*", "delay": 1.5}),
     ("failing", {"path": rf"({NS}/deployments|/api/v1/namespaces/collaboration/pods).*", "status": 503,
                  "reason": "ServiceUnavailable", "share": 0.5}),
-    ("past the client's deadline", {"path": rf"{NS}/deployments/soak-[0-9]+", "method": "PATCH", "delay": 11.0}),
+    ("answered past the client's deadline", {"path": rf"{NS}/deployments/soak-[0-9]+", "method": "PATCH",
+                                             "hold": 11.0}),
 ]
 
 

@@ -72,7 +72,7 @@ class Sandbox:
         async with aiohttp.ClientSession() as session, session.get(f"{self.url}/_sandbox/faults") as resp:
             windows = (await resp.json())["windows"]
         return {"windows": len(windows), "slowed": sum(w["slowed"] for w in windows),
-                "failed": sum(w["failed"] for w in windows)}
+                "failed": sum(w["failed"] for w in windows), "held": sum(w.get("held", 0) for w in windows)}
 
     async def stop(self) -> None:
         if self.proc is not None:

@@ -93,7 +93,8 @@ def render(f: Figures) -> list[str]:
         f"| Slack chaos: 429 + Retry-After / 500·503 / held past the client's timeout | {s['429']:,} / {s['5xx']:,} / "
         f"{s['held']:,} ({f.faults['Slack chaos windows']:,} heavier windows) |",
         f"| Kubernetes API windows: {', '.join(f'{k} {v}' for k, v in k8s_windows.items()) or 'none'} | "
-        f"{f.k8s.get('slowed', 0):,} requests slowed, {f.k8s.get('failed', 0):,} failed |",
+        f"{f.k8s.get('slowed', 0):,} requests slowed, {f.k8s.get('failed', 0):,} failed, "
+        f"{f.k8s.get('held', 0):,} applied and answered late |",
         "",
         *ack_rows(f.sent, f.replicas),
         "",

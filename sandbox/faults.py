@@ -4,16 +4,18 @@
 as its own process (`cfbot sandbox`) and needs the same from outside, plus slowness. So every served
 sandbox answers a small admin resource next to the API (nothing of Kubernetes lives under `/_sandbox/`):
 
-    POST   /_sandbox/faults   {"path": REGEX, "method": "*", "seconds": 10,
-                               "delay": 2.5, "status": 503, "reason": "ServiceUnavailable", "share": 0.5}
+    POST   /_sandbox/faults   {"path": REGEX, "method": "*", "seconds": 10, "delay": 2.5, "hold": 0,
+                               "status": 503, "reason": "ServiceUnavailable", "share": 0.5}
     GET    /_sandbox/faults   the open windows and how many requests each has slowed and failed
     DELETE /_sandbox/faults   close every window
 
 A window matches requests whose path fully matches `path` (default: everything) and whose method is
 `method` (default `*`), until `seconds` have passed. A matching request first waits `delay` seconds
-(before it is handled: a client that gives up still leaves a write that arrives to be applied, as a
-real slow API server does), then, when `status` is set, a share `share` of them (default all) gets
-that `Status` error instead of an answer. Counters stay after a window closes, for the report.
+before it is handled (a client that gives up meanwhile leaves nothing done: the server drops a request
+whose client has gone); then, when `status` is set, a share `share` of them (default all) gets that
+`Status` error instead of an answer; otherwise it is handled and its answer held `hold` seconds (the
+change is made; a client that gives up meanwhile never learns it — the ambiguous failure). Counters
+stay after a window closes, for the report.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ class Window:
     method: str
     until: float
     delay: float = 0.0
+    hold: float = 0.0
     status: int | None = None
     reason: str = "InternalError"
     share: float = 1.0
     slowed: int = 0
     failed: int = 0
+    held: int = 0
 
     def matches(self, request: web.Request, now: float) -> bool:
         return (now < self.until and self.method in ("*", request.method)
@@ -53,8 +57,8 @@ class Window:
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path.pattern, "method": self.method, "open": time.time() < self.until,
-                "delay": self.delay, "status": self.status, "share": self.share,
-                "slowed": self.slowed, "failed": self.failed}
+                "delay": self.delay, "hold": self.hold, "status": self.status, "share": self.share,
+                "slowed": self.slowed, "failed": self.failed, "held": self.held}
 
 
 @dataclass
@@ -69,6 +73,7 @@ class FaultWindows:
             method=str(spec.get("method") or "*").upper(),
             until=time.time() + float(spec.get("seconds", 10)),
             delay=max(0.0, float(spec.get("delay", 0))),
+            hold=max(0.0, float(spec.get("hold", 0))),
             status=int(status) if status is not None else None,
             reason=str(spec.get("reason") or "InternalError"),
             share=min(1.0, max(0.0, float(spec.get("share", 1.0)))),
@@ -76,9 +81,10 @@ class FaultWindows:
         self.windows.append(window)
         return window
 
-    async def apply(self, request: web.Request) -> web.Response | None:
-        """Wait and/or fail as the open windows say; None when the request goes on to be handled."""
-        now = time.time()
+    async def apply(self, request: web.Request) -> tuple[web.Response | None, float]:
+        """Wait and/or fail as the open windows say: (an error to answer instead, or None to handle the
+        request; how long to hold its answer after handling it)."""
+        now, hold = time.time(), 0.0
         for window in [w for w in self.windows if w.matches(request, now)]:
             if window.delay:
                 window.slowed += 1
@@ -86,8 +92,11 @@ class FaultWindows:
             if window.status is not None and self.rng.random() < window.share:
                 window.failed += 1
                 error = errors.ApiError(window.status, window.reason, "injected fault (sandbox fault window)")
-                return web.json_response(error.status(), status=window.status)
-        return None
+                return web.json_response(error.status(), status=window.status), 0.0
+            if window.hold:
+                window.held += 1
+                hold = max(hold, window.hold)
+        return None, hold
 
     async def admin(self, request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -112,11 +121,15 @@ def attach(app: web.Application) -> FaultWindows:
     async def fault_windows(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == ADMIN_PATH:
             return await faults.admin(request)
-        if faults.windows:
-            refused = await faults.apply(request)
-            if refused is not None:
-                return refused
-        return await handler(request)
+        if not faults.windows:
+            return await handler(request)
+        refused, hold = await faults.apply(request)
+        if refused is not None:
+            return refused
+        response = await handler(request)
+        if hold:
+            await asyncio.sleep(hold)  # done, answered late
+        return response
 
     app.middlewares.append(fault_windows)
     return faults

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -72,7 +73,18 @@ async def test_sandbox_fault_windows_slow_and_fail_requests_then_close() -> None
                 assert resp.status == 200  # the window has closed
             async with session.get(url + "/_sandbox/faults") as resp:
                 windows = (await resp.json())["windows"]
-            assert [(w["slowed"], w["failed"], w["open"]) for w in windows] == [(1, 1, False)]
+            assert [(w["slowed"], w["failed"], w["held"], w["open"]) for w in windows] == [(1, 1, 0, False)]
+            held = {"path": "/apis/apps/v1/namespaces/collaboration/deployments/graphql-api", "method": "PATCH",
+                    "hold": 1.0, "seconds": 5}
+            async with session.post(url + "/_sandbox/faults", json=held) as resp:
+                assert resp.status == 201
+            patch = {"metadata": {"annotations": {"cf-soak": "late"}}}
+            with contextlib.suppress(TimeoutError):  # the client gives up; the change is made all the same
+                async with session.patch(url + path, json=patch, timeout=aiohttp.ClientTimeout(total=0.3),
+                                         headers={"Content-Type": "application/merge-patch+json"}) as resp:
+                    await resp.read()
+            async with session.get(url + path) as resp:
+                assert (await resp.json())["metadata"]["annotations"]["cf-soak"] == "late"
             async with session.post(url + "/_sandbox/faults", json={"path": "(", "seconds": 5}) as resp:
                 assert resp.status == 400
             async with session.post(url + "/_sandbox/faults", json={"status": 500, "seconds": 60}) as resp:
