@@ -76,6 +76,10 @@ def malformed(body: dict[str, Any]) -> str | None:
             return f"{key} is not an object"
     if (url := _url_problem(body.get("response_url"))) is not None:
         return f"response_url {url}"
+    response_urls = body.get("response_urls")  # Bolt reads response_urls[0].get(...)
+    if response_urls is not None and not (isinstance(response_urls, list)
+                                          and all(isinstance(u, dict) for u in response_urls)):
+        return "response_urls is not a list of objects"
     authorizations = body.get("authorizations")
     if authorizations is not None and not (isinstance(authorizations, list)
                                            and all(isinstance(a, dict) for a in authorizations)):
@@ -85,7 +89,7 @@ def malformed(body: dict[str, Any]) -> str | None:
     if kind == "block_actions":
         return _actions_problem(body.get("actions"))
     if kind in ("view_submission", "view_closed"):
-        return _view_problem(body.get("view"))
+        return _view_problem(body.get("view"), "workflow_step" in body)
     if kind in _CALLBACK and not isinstance(body.get(_CALLBACK[kind]), str):
         return f"{_CALLBACK[kind]} is not a string"
     if kind == "event_callback" and not isinstance((body.get("event") or {}).get("type"), str):
@@ -93,9 +97,13 @@ def malformed(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _view_problem(view: Any) -> str | None:
+def _view_problem(view: Any, has_step: bool) -> str | None:
     if not isinstance(view, dict) or not isinstance(view.get("callback_id"), str):
         return "view.callback_id is not a string"
+    if not isinstance(view.get("type"), str):  # Bolt indexes view["type"] (found by the fuzz)
+        return "view.type is not a string"
+    if view["type"] == "workflow_step" and not has_step:  # Bolt then indexes body["workflow_step"]
+        return "a workflow_step view without its workflow_step"
     values = _object(view.get("state")).get("values") or {}
     blocks = values.values() if isinstance(values, dict) else [None]
     if not all(isinstance(b, dict) and all(isinstance(el, dict) for el in b.values()) for b in blocks):

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from incidents.views import DECLARE_CALLBACK, declare_modal
 from tests.harness import CHANNEL, OPERATOR, BotHarness
 from tests.incident_support import start
-from tests.slack_sim import Delivery, sign, slash_body
+from tests.slack_sim import Delivery, sign, slash_body, view_submission_body
 
 
 @pytest.fixture
@@ -66,3 +69,38 @@ async def test_a_home_tab_slack_refuses_is_one_line(bot: BotHarness, caplog) -> 
     assert [c.error for c in bot.sim.calls_to("views.publish")] == ["invalid_arguments"]
     assert [r.getMessage() for r in caplog.records if r.name == "incidents.slack"] == ["Home tab not published"]
     assert tracebacks(caplog) == []
+
+
+def declare_submission(**view_changes: object) -> dict[str, object]:
+    """A declare modal's submit, as the simulator builds it, with some of its view's fields changed."""
+    raw = view_submission_body(OPERATOR, {**declare_modal(CHANNEL), "id": "V0DECLARE"},
+                               {"title": {"value": "Editor down"}}, callback_id=DECLARE_CALLBACK)
+    payload: dict[str, Any] = json.loads(urllib.parse.parse_qs(raw)["payload"][0])
+    for key, value in view_changes.items():
+        if value is DROP:
+            del payload["view"][key]
+        else:
+            payload["view"][key] = value
+    return payload
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize("change", [{"type": DROP}, {"type": None}, {"type": "workflow_step"}],
+                         ids=["no view.type", "view.type null", "a workflow_step view without its step"])
+async def test_a_view_submission_bolt_would_index_into_is_400(bot: BotHarness, caplog, change) -> None:
+    """Bolt reads `body["view"]["type"]` (and then `body["workflow_step"]`) while matching listeners, and its
+    error handler does the same again: such a body used to escape as aiohttp's own 500."""
+    body = "payload=" + urllib.parse.quote(json.dumps(declare_submission(**change)))
+    delivery = await bot.driver.post_raw(body)
+    await bot.settle()
+    assert delivery.status == 400, delivery
+    assert tracebacks(caplog) == [] and bot.sim.calls_to("conversations.create") == []
+
+
+async def test_response_urls_that_are_not_objects_are_400(bot: BotHarness, caplog) -> None:
+    payload = {**declare_submission(), "response_urls": ["https://hooks.slack.example/x"]}
+    delivery = await bot.driver.post_raw("payload=" + urllib.parse.quote(json.dumps(payload)))
+    await bot.settle()
+    assert delivery.status == 400 and tracebacks(caplog) == []
