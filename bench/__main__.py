@@ -1,4 +1,10 @@
-"""Run every benchmark, print the figures and write them to bench/RESULTS.md."""
+"""Run every benchmark, print the figures and write them to bench/RESULTS.md.
+
+    python -m bench store      1M audit rows: /cf audit, incident timeline, App Home on PostgreSQL and SQLite
+                               (bench/store_scale.py; its own section of RESULTS.md)
+    python -m bench alerts     Alertmanager webhook -> message with context, p95 (bench/alerts.py; its own
+                               section of RESULTS.md)
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,10 @@ async def main() -> None:
     sections.append(("`/cf status` at scale", status.__doc__ or "", status.report(await status.measure(workdir))))
     print("memory…", flush=True)
     sections.append(("Memory", memory.__doc__ or "", memory.report(await memory.measure(workdir))))
+    print("memory with graphs…", flush=True)
+    from bench import graphs
+
+    sections.append(("Memory with `/cf graph`", graphs.__doc__ or "", graphs.report(await graphs.measure(workdir))))
     header = [
         "# Benchmark results",
         "",
@@ -56,8 +66,16 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["alerts"]:  # webhook -> alert message with context (bench/alerts.py; its own section)
+        from bench import alerts
+
+        sys.exit(asyncio.run(alerts.main(sys.argv[2:])))
     if sys.argv[1:2] == ["fuzz"]:  # `python -m bench fuzz [INPUTS_PER_SHAPE]`: bench/fuzz.py, its own section
         from bench import fuzz
 
         sys.exit(fuzz.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["store"]:  # the store at scale (bench/store_scale.py; its own section)
+        from bench import store_scale
+
+        sys.exit(asyncio.run(store_scale.main(sys.argv[2:])))
     sys.exit(asyncio.run(main()))
