@@ -47,7 +47,8 @@ async def test_untouched_chain_verifies_and_edits_and_deletions_are_named(store_
         head = ok.stdout.split("head ")[1].split()[0]
 
         # an auditor's look: someone edits one entry's detail in the database
-        await store.driver.execute("UPDATE cf_audit SET detail = ? WHERE id = ?", ['{"n": 5, "text": "nothing"}', ids[5]])
+        await store.driver.execute("UPDATE cf_audit SET detail = ? WHERE id = ?",
+                                   ['{"n": 5, "text": "nothing"}', ids[5]])
         edited = await asyncio.to_thread(cfbot, store_url, "verify")
         assert edited.returncode == 1
         assert f"BROKEN at entry #{ids[5]}" in edited.stdout and "was edited" in edited.stdout
