@@ -41,7 +41,7 @@ bench: $(STAMP)
 # are killed, the store restarts and Slack and Kubernetes fail; the invariant table goes to bench/RESULTS.md and
 # any violation fails the target. Needs this machine's PostgreSQL server binaries and kubectl; installs nothing.
 soak: $(STAMP)
-	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench soak
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,8 @@
                                (bench/store_scale.py; its own section of RESULTS.md)
     python -m bench alerts     Alertmanager webhook -> message with context, p95 (bench/alerts.py; its own
                                section of RESULTS.md)
+    python -m bench soak       the chaos soak, `make soak` (bench/soak.py; its own section of RESULTS.md;
+                               --short for a minute of it)
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ if __name__ == "__main__":
         from bench import fuzz
 
         sys.exit(fuzz.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["soak"]:  # the chaos soak (bench/soak.py; `make soak`; its own section)
+        from bench import soak
+
+        sys.exit(soak.main(sys.argv[2:]))
     if sys.argv[1:2] == ["store"]:  # the store at scale (bench/store_scale.py; its own section)
         from bench import store_scale
 

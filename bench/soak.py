@@ -5,8 +5,8 @@ every approved change was applied at most once (exactly once unless it ended fai
 that nothing is left half-way, that every step was audited before its effect, and that every
 acknowledged command and click was answered — against the cluster, the store and Slack's records.
 
-    python -m bench.soak            the full soak (about 10 minutes of load; `make soak`)
-    python -m bench.soak --short    a minute of it (tests/soak/test_soak_short.py runs this in `make test`)
+    python -m bench soak            the full soak (about 10 minutes of load; `make soak`)
+    python -m bench soak --short    a minute of it (tests/soak/test_soak_short.py runs this in `make test`)
 
 Exit status 1 when any invariant has a violation. Parts: soak_pg (the store's own PostgreSQL), soak_procs
 (sandbox, replicas, kubectl), soak_driver (the load), soak_faults (the chaos), soak_judge (the invariants),
@@ -183,7 +183,7 @@ async def quiet(soak: Soak, store_url: str, hold_seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="about a minute of load (the test's version)")
     parser.add_argument("--seconds", type=float, default=None, help="load phase length")
     parser.add_argument("--changes", type=int, default=None, help="change requests to send")

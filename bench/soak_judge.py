@@ -234,6 +234,12 @@ def _texts(sim: SlackSim, channel: str) -> list[str]:
     return [str(m.get("text") or "") for m in sim.history(channel) if m.get("user") == sim.bot_user_id]
 
 
+def _message_blocks(sim: SlackSim, channel: str) -> list[str]:
+    """The request message's blocks as text (what the message shows, beyond its fallback text)."""
+    return [json.dumps(m.get("blocks") or []) for m in sim.history(channel)
+            if m.get("user") == sim.bot_user_id and m.get("thread_ts") in (None, m["ts"])]
+
+
 def _end_shown(actions: list[dict[str, Any]], sim: SlackSim) -> Invariant:
     """Each request whose message was posted: how it ended (and its verdict) shown in Slack — a line in its
     thread, or the request message itself (updated to its end; a thread line can be lost to Slack after
@@ -278,7 +284,8 @@ def _commands_answered(sim: SlackSim, sent: list[Sent]) -> Invariant:
 
 def _clicks_answered(sim: SlackSim, sent: list[Sent]) -> Invariant:
     """Per request and clicker: as many answers as acknowledged clicks — the thread's line naming them
-    (Approved by / Denied / Withdrawn) or a private answer (already approved by …, an error)."""
+    (Approved by / Denied / Withdrawn; or, where that line was lost to Slack, the request message naming
+    them as the approver or denier) or a private answer (already approved by …, an error)."""
     inv = Invariant("every acknowledged click answered in Slack (its decision in the thread, or privately)")
     clicks: dict[tuple[str, str], int] = defaultdict(int)
     for click in sent:
@@ -287,6 +294,9 @@ def _clicks_answered(sim: SlackSim, sent: list[Sent]) -> Invariant:
     for (channel, user), n in clicks.items():
         inv.checked += n
         named = sum(1 for t in _texts(sim, channel) for m in DECISION.finditer(t) if user in m.groups())
+        if not named and any(f"approved by <@{user}>" in b or f"Denied by <@{user}>" in b
+                             for b in _message_blocks(sim, channel)):
+            named = 1  # the decision's thread line lost to Slack, but the request message names the decider
         private = len(sim.ephemerals(channel, user))
         if named + private < n:
             inv.fail(f"{user} clicked {n}x in {channel}: {named} decision line(s), {private} private answer(s)")
