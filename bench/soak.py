@@ -36,6 +36,7 @@ from bench.soak_pg import Postgres
 from bench.soak_procs import BOT_TOKEN, SIGNING_SECRET, Replica, Sandbox, bot_config, kubectl
 from tests.slacksim import SlackSim
 
+ROOT = Path(__file__).resolve().parent.parent
 INTRO = """`make soak` (bench/soak.py): three `cfbot run --mode http` replicas on one PostgreSQL (the soak's own,
 so it can be restarted) and one sandbox cluster; a driver sends signed requests, as Slack does, to replicas
 chosen at random: change requests (`/cf restart soak-NN` on 40 one-pod deployments, so different targets run
@@ -144,6 +145,7 @@ async def run(soak: Soak, write: bool = True) -> soak_report.Figures:
             verdicts=Counter(a["verdict"] for a in evidence.actions if a.get("verdict")),
             invariants=invariants, events=faults.events,
         )
+        figures.notes.append(f"Code soaked: {await _revision()}.")
         body = soak_report.render(figures)
         print("\n".join(body), flush=True)
         if write:
@@ -162,6 +164,14 @@ async def run(soak: Soak, write: bool = True) -> soak_report.Figures:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"soak: logs kept in {workdir}", flush=True)
+
+
+async def _revision() -> str:
+    """The commit the soaked code is (and whether the working tree differs from it)."""
+    proc = await asyncio.create_subprocess_exec("git", "-C", str(ROOT), "describe", "--always", "--dirty",
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    return out.decode().strip() or "unknown (not a git checkout)"
 
 
 async def quiet(soak: Soak, store_url: str, hold_seconds: float) -> None:

@@ -107,6 +107,9 @@ def render(f: Figures) -> list[str]:
     if examples:
         lines += ["", "Violations (first five of each):", ""]
         lines += [f"- {name.split(' (')[0]}: {v}" for name, v in examples]
+    if f.events:
+        timeline = "; ".join(f"{at:.0f} s {what}" for at, what in f.events)
+        lines += ["", f"Faults, in seconds from the start of the load: {timeline}."]
     if f.notes:
         lines += ["", *[f"- {n}" for n in f.notes]]
     return lines
