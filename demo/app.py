@@ -8,6 +8,7 @@ contributes. The console then plays Slack for one channel.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import sys
@@ -162,6 +163,19 @@ class DemoSession(ConsoleSession):
     """The console session, and an alert message's own buttons (Ack, Silence, Unsilence) clicked as in Slack."""
 
     alert_click: AlertClick | None = None
+
+    async def line(self, raw: str) -> bool:
+        """One line, and then a Ctrl-C that arrived as its command finished is not lost.
+
+        Python 3.11's `asyncio.wait_for` (the dispatcher's command timeout) returns the result and drops the
+        cancellation when both come at once; the session would then wait for another line with the demo's
+        processes running. The task still counts the cancel request, so it is raised here.
+        """
+        go_on = await super().line(raw)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return go_on
 
     async def _click(self, button: ConsoleButton, address: str) -> None:
         click = self.alert_click

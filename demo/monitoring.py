@@ -16,9 +16,10 @@ threshold (`cfbot demo --scenario db-pool-exhausted`: sandbox.scenarios.TRAFFIC)
 the console within about half a minute, drawn like any bot message, with its buttons. The config gets
 `prometheus.url` and `alertmanager.url`, so `/cf graph`, the alert's graph and Silence work as well.
 
-Both processes are stopped when the demo ends (the run's exit stack: also on Ctrl-C or an error). Without
-the binaries the part says in one line how to get them and contributes nothing else; binaries that are
-there but do not start are said in one line too, and the demo goes on without them.
+Both processes are stopped when the demo ends (the run's exit stack: also on Ctrl-C or an error; where
+`setpriv` is installed they also get SIGTERM if the demo is killed outright). Without the binaries the
+part says in one line how to get them and contributes nothing else; binaries that are there but do not
+start are said in one line too, and the demo goes on without them.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class MonitoringProcesses:
             port = _free_port()
             with log_path.open("ab") as log:
                 proc = await asyncio.create_subprocess_exec(
-                    *(a.replace("{port}", str(port)) for a in args),
+                    *_orphan_guard(), *(a.replace("{port}", str(port)) for a in args),
                     stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
             self._procs.append(proc)
             url = f"http://127.0.0.1:{port}"
@@ -206,6 +207,13 @@ class MonitoringProcesses:
         """Both processes ended (SIGTERM, SIGKILL after STOP_SECONDS), newest first."""
         while self._procs:
             await _stop(self._procs.pop())
+
+
+def _orphan_guard() -> list[str]:
+    """`setpriv --pdeathsig TERM --` where util-linux has it: the process gets SIGTERM if the demo dies
+    without its exit stack running (SIGKILL), instead of living on; setpriv execs it, so the pid is its own."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def _free_port() -> int:

@@ -110,9 +110,13 @@ async def test_a_fire_drill_shows_a_real_alert_in_the_console_within_a_minute(tm
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the demo ends, and so do Prometheus and Alertmanager
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        if proc.returncode is None:  # the test failed: still let the demo stop its Prometheus and Alertmanager
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
     assert "Traceback" not in demo.text + err.decode(), err.decode()
     assert processes_under(tmp_path) == []
     assert leftovers(tmp_path) == []
