@@ -36,7 +36,7 @@ from base.text import escape
 from bot import blocks
 from bot.audit import AuditTrail
 from bot.errors import user_message
-from bot.inbox import action_id_for, delivery_key
+from bot.inbox import action_id_for, delivery_key, replaying
 from bot.messenger import DeliveryError, Messenger, Origin
 from bot.policy import Policy
 from bot.render import render_reply
@@ -220,7 +220,7 @@ class Approvals:
         )
         if claimed is None:
             current = await self.store.get_action(action_id)
-            if delivery_key.get() and current is not None and current.state == APPROVED and \
+            if replaying.get() and current is not None and current.state == APPROVED and \
                     current.approver == origin.user:  # this very click, replayed: its replica died before running it
                 return await self._execute(current)
             await self._explain_lost(action_id, origin)

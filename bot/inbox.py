@@ -32,6 +32,9 @@ from bot.messenger import Origin
 MAX_ATTEMPTS = 3
 # The delivery whose work is running (set around it by the runtime): change requests take their id from it.
 delivery_key: ContextVar[str | None] = ContextVar("delivery_key", default=None)
+# True while a delivery is being replayed (its first replica died): only then may an approval that finds its
+# request already approved by the same person run it — a second click of a live double-click must not.
+replaying: ContextVar[bool] = ContextVar("replaying", default=False)
 
 MIGRATION = Migration(
     "0007_inbox",
@@ -110,4 +113,5 @@ class Inbox:
         )
 
 
-__all__ = ["MAX_ATTEMPTS", "MIGRATION", "Inbox", "action_id_for", "delivery_key", "origin_of", "origin_payload"]
+__all__ = ["MAX_ATTEMPTS", "MIGRATION", "Inbox", "action_id_for", "delivery_key", "origin_of", "origin_payload",
+           "replaying"]

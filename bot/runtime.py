@@ -23,7 +23,7 @@ from bot.approvals import Approvals
 from bot.audit import AuditTrail
 from bot.config import Settings
 from bot.dispatch import Dispatcher
-from bot.inbox import Inbox, delivery_key, origin_of
+from bot.inbox import Inbox, delivery_key, origin_of, replaying
 from bot.listening import guarded
 from bot.messenger import Messenger, Origin
 from bot.metrics import Metrics
@@ -143,7 +143,11 @@ class Runtime:
             log.error("no replayer for a recorded delivery", extra={"kind": kind, "key": key})
             await self.inbox.done(key)
             return
-        await self._run_delivery(kind, payload, key, long=True)
+        token = replaying.set(True)
+        try:
+            await self._run_delivery(kind, payload, key, long=True)
+        finally:
+            replaying.reset(token)
 
     async def _heartbeat(self) -> None:
         """Heart-beat this replica's deliveries; every few beats, take over a dead replica's and prune old rows."""

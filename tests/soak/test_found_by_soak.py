@@ -72,9 +72,7 @@ async def test_an_approval_before_the_request_message_is_known_still_runs_in_its
     assert not any("did not accept" in t for t in bot.private_texts(OPERATOR))
 
 
-@pytest.mark.xfail(strict=True, reason="found by the soak, reported: an approver's second click while the request is "
-                   "approved (not yet running) is taken for an inbox replay of the approving click (bot/approvals.py "
-                   "approve: delivery_key is set for every delivery) and runs the change itself; once, but unanswered")
+# found by the soak: a second click was taken for an inbox replay (bot/inbox.py `replaying` now tells them apart)
 async def test_each_click_of_a_double_click_on_approve_is_answered(bot, sim) -> None:
     await bot.slash("scale graphql-api 4", user=OPERATOR)
     request = bot.last_request()
