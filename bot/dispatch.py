@@ -107,7 +107,10 @@ class Dispatcher:
         request_id_var.set(uuid.uuid4().hex[:8])
         seen = {"command": "unknown"}  # filled in by _handle as soon as the command is known
         try:
-            outcome = await asyncio.wait_for(self._handle(origin, text, seen), timeout=COMMAND_TIMEOUT)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as
+            # the command finishes (a Ctrl-C in the demo, a shutdown), and the caller would never learn of it
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                outcome = await self._handle(origin, text, seen)
         except Exception as exc:
             outcome = "error"
             await self._say(origin, user_message(exc, request_id_var.get()))
