@@ -170,7 +170,7 @@ class Driver:
                     if target is None:
                         break
                     self._spawn(self._change(target))
-                await reads
+                reads.cancel()  # the reads go on only as long as the changes
                 while self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
             finally:

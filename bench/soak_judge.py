@@ -186,13 +186,17 @@ def _audit_before_effect(actions: dict[str, dict[str, Any]], applied: dict[str, 
 
 
 def _terminal(actions: list[dict[str, Any]]) -> Invariant:
-    inv = Invariant("every action in a terminal state at the end (none pending/approved/running, no verdict verifying)")
+    """Every action ended; a done restart (which is always verified) has its verdict, verified or not."""
+    inv = Invariant("every action in a terminal state at the end (none pending/approved/running; every done "
+                    "restart verified or not verified, none verifying or never verified)")
     for action in actions:
         inv.checked += 1
         if action["state"] not in TERMINAL:
-            inv.fail(f"{action['id']} stuck {action['state']}")
+            inv.fail(f"{action['id']} in {action['channel']} stuck {action['state']}")
         elif action.get("verdict") == "verifying":
-            inv.fail(f"{action['id']} done, verdict stuck verifying")
+            inv.fail(f"{action['id']} in {action['channel']} done, verdict stuck verifying")
+        elif action["state"] == "done" and action["command"] == "restart" and not action.get("verdict"):
+            inv.fail(f"{action['id']} in {action['channel']} done, never verified (no verdict)")
     return inv
 
 
