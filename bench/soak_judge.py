@@ -105,6 +105,7 @@ def judge(ev: Evidence, sim: SlackSim, sent: list[Sent]) -> list[Invariant]:
     applied = applied_by_request(ev)
     restarts = [a for a in ev.actions if a["command"] == "restart"]
     return [
+        _witness_complete(ev.replica_sets),
         _at_most_once(restarts, applied),
         _exactly_once_when_done(restarts, applied),
         _nothing_unapproved(actions, applied, ev.audit),
@@ -117,6 +118,23 @@ def judge(ev: Evidence, sim: SlackSim, sent: list[Sent]) -> list[Invariant]:
         _clicks_answered(sim, sent),
         _chain(ev),
     ]
+
+
+def _witness_complete(replica_sets: list[dict[str, Any]]) -> Invariant:
+    """The count is only as good as the ReplicaSets kept: each soak deployment must still have one for every
+    revision it reached (revisions count up by one per new template; `revisionHistoryLimit: 1000`)."""
+    inv = Invariant("the cluster kept every revision's ReplicaSet (the count below is complete; none pruned)")
+    revisions: dict[str, set[int]] = defaultdict(set)
+    for rs in replica_sets:
+        owner = next((o["name"] for o in rs["metadata"].get("ownerReferences") or []), "")
+        if owner.startswith("soak-"):
+            revisions[owner].add(int((rs["metadata"].get("annotations") or {}).get(
+                "deployment.kubernetes.io/revision", "0")))
+    for owner, seen in sorted(revisions.items()):
+        inv.checked += 1
+        if seen != set(range(1, max(seen) + 1)):
+            inv.fail(f"{owner}: revisions {sorted(set(range(1, max(seen) + 1)) - seen)} have no ReplicaSet")
+    return inv
 
 
 def _at_most_once(restarts: list[dict[str, Any]], applied: dict[str, list[dict[str, Any]]]) -> Invariant:
