@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -63,8 +64,15 @@ async def main() -> None:
     for title, doc, lines in sections:
         body += ["", f"## {title}", "", " ".join(doc.split()), "", *lines]
     text = "\n".join(header + body + NOTES) + "\n"
-    RESULTS.write_text(text)
+    kept = marked_sections(RESULTS.read_text() if RESULTS.exists() else "")
+    RESULTS.write_text(text + "".join(f"\n{section}\n" for section in kept))
     print(text)
+
+
+def marked_sections(text: str) -> list[str]:
+    """The sections a subcommand writes between `<!-- NAME:begin -->` and `<!-- NAME:end -->` (alerts, fuzz, store,
+    soak): a full run rewrites its own sections and keeps these as they are."""
+    return [match.group(0) for match in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", text, re.S)]
 
 
 if __name__ == "__main__":
