@@ -164,7 +164,7 @@ class SlackMessenger:
             try:
                 resp = await hook.send(text=guard(text), blocks=guard_payload(blocks), response_type="ephemeral",
                                        replace_original=False)
-            except (SlackClientError, OSError, TimeoutError) as exc:
+            except (SlackClientError, OSError, TimeoutError, ValueError) as exc:  # ValueError: aiohttp's InvalidURL
                 log.error("response_url post failed", extra={"error": type(exc).__name__})
                 raise DeliveryError(type(exc).__name__, "response_url") from None
             if resp.status_code >= 300:
