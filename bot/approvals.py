@@ -299,8 +299,9 @@ class Approvals:
             undo = (json.dumps({"command": outcome.undo.command, "args": outcome.undo.args,
                                 "summary": outcome.undo.summary}, sort_keys=True, default=str)
                     if outcome.undo is not None else None)
+            verifying = self.verdicts.marks(outcome.verify) if outcome.verify is not None else {}
             finished = await self.store.transition(
-                running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result), undo_spec=undo
+                running.id, (RUNNING,), DONE, self.clock(), result=json.dumps(result), undo_spec=undo, **verifying
             )
             await self._audit("done", running,
                               detail={**result, "approver": running.approver, "requester": running.requester},

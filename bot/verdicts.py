@@ -72,20 +72,31 @@ class Verdicts:
         self.clock = clock
         self.watching: dict[str, asyncio.Task[None]] = {}
 
-    async def begin(self, action: Action, verification: Verification) -> Action:
-        """Mark a done change as being verified and start watching it (in the background)."""
+    def marks(self, verification: Verification) -> dict[str, Any]:
+        """The columns that make a change `verifying`, written in the same compare-and-set that makes it `done`:
+        a replica that dies right after leaves a verification for a peer to resume, never a verdict for no one."""
         now = self.clock()
-        spec = dump(verification, self.timeout_seconds)
         timeout = verification.timeout or self.timeout_seconds
-        marked = await self.store.set_verdict(action.id, (None,), VERIFYING, now, verify_spec=spec,
-                                              verify_started=now, verify_deadline=now + timeout, heartbeat_at=now)
-        if marked is None:
+        return {"verdict": VERIFYING, "verify_spec": dump(verification, self.timeout_seconds), "verify_started": now,
+                "verify_deadline": now + timeout, "heartbeat_at": now}
+
+    async def begin(self, action: Action, verification: Verification) -> Action:
+        """Start watching a change stored done and verifying (with `marks`), in the background."""
+        if action.verdict is None:  # stored done without its marks: mark it now
+            columns = {k: v for k, v in self.marks(verification).items() if k != "verdict"}
+            marked = await self.store.set_verdict(action.id, (None,), VERIFYING, self.clock(), **columns)
+            if marked is None:
+                return action
+            action = marked
+        if action.verdict != VERIFYING:
             return action
         if verification.check not in VERIFIERS:  # a programming error: say so rather than watch forever
-            return await self._conclude(marked, NOT_VERIFIED, f"no verifier named {verification.check!r}")
-        await self._say(marked, f":mag: Verifying: watching for up to {duration_text(timeout)}…")
-        self._spawn(marked)
-        return marked
+            return await self._conclude(action, NOT_VERIFIED, f"no verifier named {verification.check!r}")
+        timeout = verification.timeout or self.timeout_seconds
+        await self._say(action, f":mag: Verifying: watching for up to {duration_text(timeout)}…")
+        if action.id not in self.watching:
+            self._spawn(action)
+        return action
 
     async def resume_stale(self, stale_after: float | None = None) -> list[Action]:
         """Claim verifications whose watcher stopped heart-beating and watch them here."""

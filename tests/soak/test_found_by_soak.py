@@ -88,10 +88,7 @@ async def test_each_click_of_a_double_click_on_approve_is_answered(bot, sim) -> 
     assert answers == 2, thread  # the second click is told it was already approved
 
 
-@pytest.mark.xfail(strict=True, reason="found by the soak, reported: a replica that dies after a change is stored "
-                   "done and before its verification is stored as verifying leaves it done with no verdict for good "
-                   "(bot/approvals.py _execute: DONE, then the Done line, then Verdicts.begin; the sweep resumes only "
-                   "verifying ones), and its message says Running")
+# found by the soak: done and verifying are now one compare-and-set (bot/verdicts.py `marks`)
 async def test_a_replica_dying_between_done_and_verifying_leaves_the_verdict_to_a_peer(sim, kube, tmp_path) -> None:
     from tests.harness import start_bot
 
