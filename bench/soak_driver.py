@@ -113,23 +113,27 @@ class StatePoller:
 
     async def run(self) -> None:
         conn: psycopg.AsyncConnection[Any] | None = None
-        while True:
-            await asyncio.sleep(0.5)
-            ids = [i for i, f in self.waiting.items() if not f.done()]
-            if not ids:
-                continue
-            try:
-                if conn is None or conn.closed:
-                    conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=3)
-                cur = await conn.execute("SELECT id, state FROM cf_actions WHERE id = ANY(%s)", (ids,))
-                for request_id, state in await cur.fetchall():
-                    if state in FINAL:
-                        self.waiting.pop(request_id).set_result(state)
-            except psycopg.Error:  # the store restarting: try again next time
-                self.failures += 1
-                if conn is not None:
-                    await conn.close()
-                conn = None
+        try:
+            while True:
+                await asyncio.sleep(0.5)
+                ids = [i for i, f in self.waiting.items() if not f.done()]
+                if not ids:
+                    continue
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=3)
+                    cur = await conn.execute("SELECT id, state FROM cf_actions WHERE id = ANY(%s)", (ids,))
+                    for request_id, state in await cur.fetchall():
+                        if state in FINAL:
+                            self.waiting.pop(request_id).set_result(state)
+                except psycopg.Error:  # the store restarting: try again next time
+                    self.failures += 1
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                await conn.close()
 
 
 class Driver:
