@@ -46,10 +46,12 @@ from bot.store import (
     DONE,
     EXPIRED,
     FAILED,
+    FINAL_STATES,
     INTERRUPTED,
     PENDING,
     RUNNING,
     STALE,
+    VERIFYING,
     Action,
     Store,
 )
@@ -382,6 +384,7 @@ class Approvals:
                                     "partial; check the current state before asking again."))
             await self._update_message(action)
         await self.verdicts.resume_stale(window)
+        await self.redraw_unshown(window)
         return interrupted
 
     async def pending_count(self) -> int:
@@ -407,6 +410,16 @@ class Approvals:
             await self.messenger.update(action.channel, action.message_ts, view.text, view.blocks)
         except DeliveryError as exc:
             log.error("request message not updated", extra={"action_id": action.id, "error": exc.code})
+            return
+        if action.state in FINAL_STATES and action.verdict != VERIFYING:
+            await self.store.mark_shown(action)
+
+    async def redraw_unshown(self, stale_after: float) -> int:
+        """Redraw the request messages whose last update was lost (Slack failed it, or its replica died)."""
+        owed = await self.store.unshown(self.clock() - stale_after)
+        for action in owed:
+            await self._update_message(action)
+        return len(owed)
 
     async def _tell(self, origin: Origin, text: str) -> None:
         try:

@@ -149,6 +149,16 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS cf_actions_approver ON cf_actions (approver)",
         ),
     ),
+    # Whether the request message shows the action's latest state and verdict (1) or a redraw is owed (NULL, set by
+    # every transition): a message update lost to Slack or to a dying replica is redrawn by the sweep.
+    Migration(
+        "0010_request_message_shown",
+        (
+            "ALTER TABLE cf_actions ADD COLUMN shown INTEGER",
+            "UPDATE cf_actions SET shown = 1",
+            "CREATE INDEX IF NOT EXISTS cf_actions_unshown ON cf_actions (updated_at) WHERE shown IS NULL",
+        ),
+    ),
 ]
 
 
@@ -188,6 +198,7 @@ class Action:
     no_undo: str | None = None  # why there is no undo
     undo_of: str | None = None  # the request this one reverts
     undone_by: str | None = None  # the undo request made for this one
+    shown: int | None = None  # 1: the request message shows this state and verdict; NULL: a redraw is owed
 
     @property
     def bound_to(self) -> str:
@@ -319,7 +330,7 @@ class Store:
         conditions = [f"verdict IN ({', '.join('?' for _ in known)})"] if known else []
         if None in from_verdicts:
             conditions.append("verdict IS NULL")
-        sets = ["verdict = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
+        sets = ["verdict = ?", "updated_at = ?", "shown = NULL", *(f"{k} = ?" for k in fields)]
         rows = await self.driver.fetch(
             f"UPDATE cf_actions SET {', '.join(sets)} WHERE id = ? AND state = ? AND ({' OR '.join(conditions)}) "
             "RETURNING *",
@@ -361,7 +372,7 @@ class Store:
         **fields: Any,
     ) -> Action | None:
         """Atomically move an action between states; None if it was not in `from_states`."""
-        sets = ["state = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
+        sets = ["state = ?", "updated_at = ?", "shown = NULL", *(f"{k} = ?" for k in fields)]
         params: list[Any] = [to_state, now, *fields.values(), action_id, *from_states]
         where = f"id = ? AND state IN ({', '.join('?' for _ in from_states)})"
         if unexpired:
@@ -370,20 +381,36 @@ class Store:
         rows = await self.driver.fetch(f"UPDATE cf_actions SET {', '.join(sets)} WHERE {where} RETURNING *", params)
         return Action.from_row(rows[0]) if rows else None
 
+    async def mark_shown(self, action: Action) -> None:
+        """The request message now shows `action` as read (unless a transition has happened since)."""
+        await self.driver.execute(
+            "UPDATE cf_actions SET shown = 1 WHERE id = ? AND state = ? AND updated_at = ?",
+            [action.id, action.state, action.updated_at])
+
+    async def unshown(self, before: float, limit: int = 50) -> list[Action]:
+        """Ended actions whose request message may not show how they ended (its update was lost)."""
+        marks = ", ".join("?" for _ in FINAL_STATES)
+        rows = await self.driver.fetch(
+            f"SELECT * FROM cf_actions WHERE shown IS NULL AND updated_at < ? AND state IN ({marks}) "
+            "AND message_ts IS NOT NULL AND (verdict IS NULL OR verdict <> ?) ORDER BY updated_at LIMIT ?",
+            [before, *FINAL_STATES, VERIFYING, limit])
+        return [Action.from_row(r) for r in rows]
+
     async def set_fields(self, action_id: str, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
         await self.driver.execute(f"UPDATE cf_actions SET {sets} WHERE id = ?", [*fields.values(), action_id])
 
     async def expire_due(self, now: float) -> list[Action]:
         rows = await self.driver.fetch(
-            "UPDATE cf_actions SET state = ?, updated_at = ? WHERE state = ? AND expires_at <= ? RETURNING *",
+            "UPDATE cf_actions SET state = ?, updated_at = ?, shown = NULL WHERE state = ? AND expires_at <= ? "
+            "RETURNING *",
             [EXPIRED, now, PENDING, now],
         )
         return [Action.from_row(r) for r in rows]
 
     async def interrupt_stale(self, now: float, heartbeat_before: float) -> list[Action]:
         rows = await self.driver.fetch(
-            "UPDATE cf_actions SET state = ?, updated_at = ?, error = ? "
+            "UPDATE cf_actions SET state = ?, updated_at = ?, error = ?, shown = NULL "
             "WHERE state IN (?, ?) AND COALESCE(heartbeat_at, updated_at) < ? RETURNING *",
             [INTERRUPTED, now, "the bot stopped while this action was running", RUNNING, APPROVED, heartbeat_before],
         )

@@ -243,3 +243,27 @@ async def test_restart_is_verified_recorded_as_change_cause_and_undone_to_the_re
         assert "restartedAt" not in template  # the template before the restart had no restart stamp
     finally:
         await bot.close()
+
+
+async def test_a_request_message_whose_last_update_was_lost_is_redrawn(sim, kube, sandbox, tmp_path) -> None:
+    # found by the chaos soak: the verdict stored, its message update lost to Slack, the message never said so
+    bot = await verdict_bot(sim, kube, tmp_path, timeout=30)
+    try:
+        await bot.slash("scale graphql-api 5", user=OPERATOR)
+        request = bot.last_request()
+        action_id = buttons(request)["cf_approve"]
+        sim.fail_next("chat.update", error="internal_error", status=200, times=50)  # every update is lost
+        await bot.click(request["ts"], "cf_approve", APPROVER)
+        assert await replicas(sandbox) == 5
+        assert "Verified" not in json.dumps(message(bot, request["ts"])["blocks"])  # still drawn as waiting
+        action = await bot.runtime.store.get_action(action_id)
+        assert action is not None and action.verdict == "verified" and action.shown is None
+
+        sim.clear_failures("chat.update")
+        assert await bot.runtime.approvals.redraw_unshown(stale_after=0) == 1  # the sweep owes it a redraw
+        final = json.dumps(message(bot, request["ts"])["blocks"])
+        assert "Verified in" in final and "approved by" in final
+        assert (await bot.runtime.store.get_action(action_id)).shown == 1  # type: ignore[union-attr]
+        assert await bot.runtime.approvals.redraw_unshown(stale_after=0) == 0  # drawn once, not again
+    finally:
+        await bot.close()

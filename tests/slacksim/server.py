@@ -118,6 +118,13 @@ class SlackSim(Workspace):
             error = "internal_error"
         self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times))
 
+    def clear_failures(self, method: str | None = None) -> None:
+        """Forget the failures still queued by `fail_next` (for one method, or all): Slack answers again."""
+        if method is None:
+            self._failures.clear()
+        else:
+            self._failures.pop(method, None)
+
     def new_response_url(self, channel: str | None = None, user: str | None = None,
                          message_ts: str | None = None, is_ephemeral: bool = False) -> str:
         """A response_url under the sim; ``message_ts`` makes it an action's (replace/delete work)."""

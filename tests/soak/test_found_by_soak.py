@@ -130,10 +130,8 @@ async def test_a_replica_dying_between_done_and_verifying_leaves_the_verdict_to_
         await second.close()
 
 
-@pytest.mark.xfail(strict=True, reason="found by the soak, reported: what Slack shows after a durable step (the "
-                   "verdict's line and the message update; likewise an interrupted request's) is posted once, by the "
-                   "replica that stored the step; if it dies before Slack takes the post (waiting out a 429, say), "
-                   "no one posts it again and the message keeps showing the step before")
+# found by the soak: a request message owes a redraw until it shows its latest step (cf_actions.shown), which
+# the sweep pays (bot/approvals.py redraw_unshown)
 async def test_a_replica_dying_before_slack_takes_the_verdict_leaves_it_to_a_peer(sim, kube, tmp_path) -> None:
     from tests.harness import start_bot
 
