@@ -2,6 +2,7 @@
 
     python -m bench store      1M audit rows: /cf audit, incident timeline, App Home on PostgreSQL and SQLite
                                (bench/store_scale.py; its own section of RESULTS.md)
+    python -m bench graphs     RSS idle (matplotlib not loaded) and after 100 real graphs (bench/graphs.py)
     python -m bench alerts     Alertmanager webhook -> message with context, p95 (bench/alerts.py; its own
                                section of RESULTS.md)
     python -m bench soak       the chaos soak, `make soak` (bench/soak.py; its own section of RESULTS.md;
@@ -48,10 +49,6 @@ async def main() -> None:
     sections.append(("`/cf status` at scale", status.__doc__ or "", status.report(await status.measure(workdir))))
     print("memory…", flush=True)
     sections.append(("Memory", memory.__doc__ or "", memory.report(await memory.measure(workdir))))
-    print("memory with graphs…", flush=True)
-    from bench import graphs
-
-    sections.append(("Memory with `/cf graph`", graphs.__doc__ or "", graphs.report(await graphs.measure(workdir))))
     header = [
         "# Benchmark results",
         "",
@@ -80,6 +77,10 @@ if __name__ == "__main__":
         from bench import alerts
 
         sys.exit(asyncio.run(alerts.main(sys.argv[2:])))
+    if sys.argv[1:2] == ["graphs"]:  # RSS idle and after 100 graphs (bench/graphs.py; its own section)
+        from bench import graphs
+
+        sys.exit(asyncio.run(graphs.main()))
     if sys.argv[1:2] == ["fuzz"]:  # `python -m bench fuzz [INPUTS_PER_SHAPE]`: bench/fuzz.py, its own section
         from bench import fuzz
 

@@ -68,3 +68,27 @@ def report(r: dict[str, Any]) -> list[str]:
         f"{r['after_50_mb']:.0f} MB | {r[f'after_{GRAPHS}_mb']:.0f} MB | "
         f"{'met' if ok else 'MISSED'} (< 150 MB idle without matplotlib, < 220 MB after 100 graphs) |",
     ]
+
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+MARK_BEGIN, MARK_END = "<!-- graphs:begin -->", "<!-- graphs:end -->"
+
+
+async def main() -> int:
+    """`python -m bench graphs`: measure, print, and put the figures in their own marked section of RESULTS.md."""
+    import tempfile
+    import time
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = report(await measure(Path(tempfile.mkdtemp(prefix="cf-bench-graphs-"))))
+    block = "\n".join([MARK_BEGIN, "## Memory with `/cf graph`", "", " ".join((__doc__ or "").split()), "",
+                       f"Run {started}.", "", *lines, MARK_END])
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if MARK_BEGIN in text and MARK_END in text:
+        before, rest = text.split(MARK_BEGIN, 1)
+        text = before + block + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+    print("\n".join(lines))
+    return 0 if lines and "MISSED" not in lines[-1] else 1
