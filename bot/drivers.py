@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,23 +185,30 @@ class PostgresDriver:
                 raise StoreUnavailable(f"PostgreSQL store unreachable: {first_line(exc)}") from None
         return self._conn
 
-    async def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
+    async def _retrying(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """`work(connection)` under the driver's lock, once more on a fresh connection if the first one broke (a
+        server restart): the one reconnect rule for single statements and the audit's chained insert alike."""
         import psycopg
 
-        query = sql.replace("%", "%%").replace("?", "%s")
         async with self._lock:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
-                    cur = await conn.execute(query, tuple(params))
-                    if want_rows:
-                        return [dict(r) for r in await cur.fetchall()]
-                    return cur.rowcount
+                    return await work(conn)
                 except psycopg.OperationalError as exc:
                     await self._drop()
                     if attempt == 2:
                         raise StoreUnavailable(f"PostgreSQL store error: {first_line(exc)}") from None
         raise StoreUnavailable("PostgreSQL store error")  # pragma: no cover - loop always returns or raises
+
+    async def _run(self, sql: str, params: Sequence[Any], want_rows: bool) -> Any:
+        query = sql.replace("%", "%%").replace("?", "%s")
+
+        async def work(conn: Any) -> Any:
+            cur = await conn.execute(query, tuple(params))
+            return [dict(r) for r in await cur.fetchall()] if want_rows else cur.rowcount
+
+        return await self._retrying(work)
 
     async def _drop(self) -> None:
         if self._conn is not None:
@@ -242,25 +249,18 @@ class PostgresDriver:
                              ) -> list[Row]:
         """Read the newest row and insert the next in one transaction under an advisory lock: replicas append
         one at a time, and ids are taken inside the lock, so id order is the chain's order."""
-        import psycopg
-
         last_q = last_sql.replace("%", "%%").replace("?", "%s")
         insert_q = insert_sql.replace("%", "%%").replace("?", "%s")
-        async with self._lock:
-            for attempt in (1, 2):
-                conn = await self._connection()
-                try:
-                    async with conn.transaction():
-                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-                        cur = await conn.execute(last_q)
-                        last = await cur.fetchone()
-                        cur = await conn.execute(insert_q, tuple(params_for(dict(last) if last else None)))
-                        return [dict(r) for r in await cur.fetchall()]
-                except psycopg.OperationalError as exc:
-                    await self._drop()
-                    if attempt == 2:
-                        raise StoreUnavailable(f"PostgreSQL store error: {first_line(exc)}") from None
-        raise StoreUnavailable("PostgreSQL store error")  # pragma: no cover - loop always returns or raises
+
+        async def work(conn: Any) -> list[Row]:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+                cur = await conn.execute(last_q)
+                last = await cur.fetchone()
+                cur = await conn.execute(insert_q, tuple(params_for(dict(last) if last else None)))
+                return [dict(r) for r in await cur.fetchall()]
+
+        return await self._retrying(work)
 
     async def close(self) -> None:
         async with self._lock:
