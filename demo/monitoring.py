@@ -195,7 +195,7 @@ class MonitoringProcesses:
                     stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
             self._procs.append(proc)
             url = f"http://127.0.0.1:{port}"
-            if await _ready(proc, f"{url}/-/ready"):
+            if await wait_ready(proc, f"{url}/-/ready"):
                 return url
             await _stop(proc)
             self._procs.remove(proc)
@@ -222,8 +222,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _ready(proc: asyncio.subprocess.Process, url: str) -> bool:
-    deadline = time.monotonic() + READY_SECONDS
+async def wait_ready(proc: asyncio.subprocess.Process, url: str, timeout: float = READY_SECONDS) -> bool:
+    """Whether `proc` answers 200 at `url` within `timeout` (False at once if it exits); the tests use it too."""
+    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
         while time.monotonic() < deadline and proc.returncode is None:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):

@@ -42,6 +42,7 @@ import aiohttp
 import pytest
 import yaml
 
+from demo.monitoring import demo_rules, wait_ready
 from tests.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,13 +71,9 @@ def binaries_missing() -> str | None:
 
 
 def rules_for_tests(source: Path = SHIPPED_RULES, hold: str = "0s") -> dict[str, Any]:
-    """The rule file with every alert's `for` set to `hold` (expressions, labels, annotations unchanged)."""
-    rules: dict[str, Any] = yaml.safe_load(source.read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if "alert" in rule:
-                rule["for"] = hold
-    return rules
+    """The rule file with every alert's `for` set to `hold` (expressions, labels, annotations unchanged): the
+    demo's rewrite, with the tests' hold."""
+    return demo_rules(source, hold)
 
 
 def receiver_config(webhook_url: str | None, token_file: Path | None, *, group_wait: str = INTERVAL,
@@ -255,15 +252,7 @@ class Monitoring:
                 raise RuntimeError(f"{name} did not start:\n{self.log_tail(name)}")
 
     async def _ready(self, proc: asyncio.subprocess.Process, url: str, timeout: float = 20) -> bool:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-            while time.monotonic() < deadline and proc.returncode is None:
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with session.get(url) as resp:
-                        if resp.status == 200:
-                            return True
-                await asyncio.sleep(0.1)
-        return False
+        return await wait_ready(proc, url, timeout)
 
     async def start(self) -> None:
         (self.workdir / "alertmanager-data").mkdir(parents=True, exist_ok=True)
