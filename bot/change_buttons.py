@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.blocks import AGAIN, UNDO
 from bot.inbox import origin_of, origin_payload
-from bot.listening import click_origin, guarded
+from bot.listening import action_value, click_origin, guarded
 from bot.messenger import Origin
 from bot.runtime import Runtime
 
@@ -39,15 +39,10 @@ def change_buttons(app: AsyncApp, runtime: Runtime, request_key: Callable[[dict[
     @app.action(UNDO)
     async def on_undo(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.deliver("undo", origin_payload(click_origin(body), value=_value(body)), request_key(body))
+        await runtime.deliver("undo", origin_payload(click_origin(body), value=action_value(body)), request_key(body))
 
     @app.action(AGAIN)
     async def on_again(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await runtime.deliver("again", origin_payload(click_origin(body), value=_value(body)), request_key(body))
+        await runtime.deliver("again", origin_payload(click_origin(body), value=action_value(body)), request_key(body))
 
-
-def _value(body: dict[str, Any]) -> str:
-    actions = body.get("actions")
-    first = actions[0] if isinstance(actions, list) and actions else None
-    return str(first.get("value", "")) if isinstance(first, dict) else ""

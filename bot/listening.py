@@ -162,6 +162,13 @@ def request_key(body: dict[str, Any]) -> str | None:
     return f"trigger:{trigger}" if trigger else None
 
 
+def action_value(body: dict[str, Any]) -> str:
+    """The `value` of a click's button (a request or group id; empty when the click carries none)."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return str(first.get("value", "")) if isinstance(first, dict) else ""
+
+
 def click_origin(body: dict[str, Any]) -> Origin:
     """Where a button click (block_actions) came from; answers go to the clicked message's thread."""
     container = _object(body.get("container"))

@@ -52,7 +52,7 @@ from bot import logs
 from bot.blocks import APPROVE, DENY
 from bot.change_buttons import change_buttons
 from bot.inbox import origin_payload
-from bot.listening import click_origin, parse_delivery, request_key
+from bot.listening import action_value, click_origin, parse_delivery, request_key
 from bot.messenger import DeliveryError, Origin
 from bot.ratelimit import SlidingWindow, Verdict
 from bot.runtime import Runtime
@@ -115,13 +115,13 @@ def build_bolt_app(runtime: Runtime, client: AsyncWebClient, signing_secret: str
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        payload = origin_payload(click_origin(body), value=_action_value(body))
+        payload = origin_payload(click_origin(body), value=action_value(body))
         await runtime.deliver("approve", payload, request_key(body), long=True)
 
     @app.action(DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        payload = origin_payload(click_origin(body), value=_action_value(body))
+        payload = origin_payload(click_origin(body), value=action_value(body))
         await runtime.deliver("deny", payload, request_key(body), long=True)
 
     change_buttons(app, runtime, request_key)  # Undo, Request again: the platform's own
@@ -200,13 +200,6 @@ def slow_down_text(limit: int, verdict: Verdict) -> str:
     return (f":hourglass_flowing_sand: Slow down: you have sent {limit} commands and clicks in the last minute, "
             f"the most I take from one person. Nothing was run. You can go on in {duration_text(wait)} "
             f"(at {at} UTC).")
-
-
-def _action_value(body: dict[str, Any]) -> str:
-    actions = body.get("actions")
-    first = actions[0] if isinstance(actions, list) and actions else None
-    return str(first.get("value", "")) if isinstance(first, dict) else ""
-
 
 
 def build_web_app(bolt: SlackBolt, runtime: Runtime, extra_routes: Sequence[RoutesHook] = ()) -> web.Application:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.listening import click_origin, guarded
+from bot.listening import action_value, click_origin, guarded
 from bot.messenger import DeliveryError, Origin
 from bot.runtime import Runtime
 from bot.store import StoreUnavailable
@@ -58,7 +58,7 @@ def register(app: AsyncApp, runtime: Runtime, request_key: KeyFn) -> None:
     async def on_run(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         origin = click_origin(body)
-        line = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        line = action_value(body)
         await runtime.track(guarded(runtime.messenger, origin, lambda: runtime.dispatcher.handle(origin, line)),
                             key=request_key(body))
 
